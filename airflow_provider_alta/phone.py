@@ -1,0 +1,52 @@
+"""Phone number normalisation to E.164 with ``phonenumbers`` (imported lazily: it is heavy)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+
+class PhoneNumberError(ValueError):
+    """A phone number cannot be normalised. The message names the rule, never the number."""
+
+
+def validate_region(region: str | None) -> str | None:
+    """Return the upper-cased ISO 3166-1 alpha-2 region, or raise ``PhoneNumberError``."""
+    if region is None or region == "":
+        return None
+    import phonenumbers
+
+    code = str(region).strip().upper()
+    if code not in phonenumbers.SUPPORTED_REGIONS:
+        raise PhoneNumberError(f"unknown region {region!r}: use an ISO 3166-1 alpha-2 code such as 'US'")
+    return code
+
+
+def normalize_phone(value: str, default_region: str | None = None) -> str:
+    """Return ``value`` in E.164 form, using ``default_region`` for numbers without a country code."""
+    return _normalize(value.strip(), validate_region(default_region))
+
+
+@lru_cache(maxsize=4096)
+def _normalize(value: str, region: str | None) -> str:
+    import phonenumbers
+
+    try:
+        parsed = phonenumbers.parse(value, region)
+    except phonenumbers.NumberParseException as exc:
+        if exc.error_type == phonenumbers.NumberParseException.INVALID_COUNTRY_CODE:
+            raise PhoneNumberError(
+                "has no country code: write it in E.164 (+<country><number>) or set default_region"
+            ) from None
+        raise PhoneNumberError("is not a phone number") from None
+    if not phonenumbers.is_valid_number(parsed):
+        raise PhoneNumberError("is not a valid phone number for its country")
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def candidate_timezones(e164: str) -> tuple[str, ...]:
+    """IANA zones that ``phonenumbers`` associates with an E.164 number (may be empty)."""
+    import phonenumbers
+    from phonenumbers import timezone
+
+    zones = timezone.time_zones_for_number(phonenumbers.parse(e164))
+    return tuple(z for z in zones if z != timezone.UNKNOWN_TIMEZONE)
