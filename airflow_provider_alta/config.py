@@ -59,7 +59,10 @@ def resolve_base_url(host: str | None, port: int | None = None, schema: str | No
 
 
 def parse_timeout(value: Any) -> tuple[float, float]:
-    """Accept a number (both), ``[connect, read]`` or ``{"connect": .., "read": ..}``."""
+    """Accept seconds (both), ``[connect, read]``, ``"5,30"`` or ``{"connect": .., "read": ..}``."""
+    if isinstance(value, str):
+        value = value.strip().strip("[]()")
+        value = [v for v in value.split(",")] if "," in value else value
     if value is None or value == "":
         return DEFAULT_TIMEOUT
     try:
