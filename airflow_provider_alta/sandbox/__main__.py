@@ -1,0 +1,144 @@
+"""``alta-sandbox`` / ``python -m airflow_provider_alta.sandbox``: run the sandbox until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from types import FrameType
+
+from airflow_provider_alta.sandbox import AltaSandbox
+from airflow_provider_alta.sandbox.core import DEFAULT_MAX_BODY_BYTES, DEFAULT_TOKEN
+from airflow_provider_alta.sandbox.faults import FAULT_KINDS, FaultPlan
+from airflow_provider_alta.sandbox.ratelimit import RateLimit
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface."""
+    parser = argparse.ArgumentParser(
+        prog="alta-sandbox",
+        description="A local server that behaves like the Alta API (POST /v1/assistant/calls). "
+        "It never contacts Alta and places no real phone call.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
+    parser.add_argument("--port", type=int, default=0, help="port to bind; 0 picks a free one (default: 0)")
+    parser.add_argument(
+        "--token",
+        action="append",
+        help=f"accepted bearer token; repeat for several (default: {DEFAULT_TOKEN!r})",
+    )
+    parser.add_argument("--journal", metavar="PATH", help="append every accepted call to this JSONL file")
+    parser.add_argument(
+        "--rate-limit",
+        default="100/60",
+        metavar="N/SECONDS",
+        help="rolling window per token, or 'off' (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--no-retry-after",
+        dest="retry_after_header",
+        action="store_false",
+        help="send 429s without a Retry-After header (the wait is then only in the message)",
+    )
+    parser.add_argument(
+        "--fault-rate",
+        action="append",
+        default=[],
+        metavar="KIND=P",
+        help=f"probability of a fault per request; KIND is one of {', '.join(FAULT_KINDS)}; repeatable",
+    )
+    parser.add_argument(
+        "--fault-script",
+        metavar="LIST",
+        help="comma-separated faults for the next requests, e.g. ok,5xx,reset_after_accept,latency:2.5",
+    )
+    parser.add_argument(
+        "--latency", type=float, default=1.0, help="seconds a 'latency' fault adds (default: 1)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the fault RNG (default: 0)")
+    parser.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=DEFAULT_MAX_BODY_BYTES,
+        help="larger bodies get 413 (default: 1 MiB)",
+    )
+    parser.add_argument("--quiet", action="store_true", help="do not log one line per request")
+    return parser
+
+
+def _fault_plan(args: argparse.Namespace, parser: argparse.ArgumentParser) -> FaultPlan | None:
+    rates: dict[str, float] = {}
+    for item in args.fault_rate:
+        kind, sep, value = item.partition("=")
+        try:
+            rates[kind.strip()] = float(value)
+        except ValueError:
+            parser.error(f"--fault-rate {item!r}: expected KIND=PROBABILITY")
+        if not sep:
+            parser.error(f"--fault-rate {item!r}: expected KIND=PROBABILITY")
+    script = [part for part in (args.fault_script or "").split(",") if part.strip()]
+    if not rates and not script:
+        return None
+    try:
+        return FaultPlan(rates, script=script, latency=args.latency, seed=args.seed)
+    except ValueError as exc:
+        parser.error(str(exc))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the sandbox in the foreground; print its URL; stop cleanly on SIGINT or SIGTERM."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        rate_limit = RateLimit.parse(args.rate_limit)
+    except ValueError as exc:
+        parser.error(str(exc))
+    faults = _fault_plan(args, parser)
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    sandbox = AltaSandbox(
+        token=args.token or DEFAULT_TOKEN,
+        host=args.host,
+        port=args.port,
+        rate_limit=rate_limit,
+        retry_after_header=args.retry_after_header,
+        faults=faults,
+        journal_path=args.journal,
+        max_body_bytes=args.max_body_bytes,
+    )
+    stop = threading.Event()
+
+    def _on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        try:
+            sandbox.start()
+        except OSError as exc:
+            print(f"alta-sandbox: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+            return 1
+        print(f"Alta sandbox listening on {sandbox.url} (port {sandbox.port})", flush=True)
+        print(f"PORT={sandbox.port}", flush=True)
+        print(
+            f"Set the connection host to {sandbox.url}; controls under {sandbox.base_url}/_sandbox/",
+            flush=True,
+        )
+        while not stop.wait(0.5):
+            pass
+        print("Alta sandbox stopping", flush=True)
+    finally:
+        sandbox.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

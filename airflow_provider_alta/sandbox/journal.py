@@ -1,0 +1,82 @@
+"""The journal of accepted calls: kept in memory and, optionally, appended to a JSONL file."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO, Any
+
+
+def token_fingerprint(token: str) -> str:
+    """A short, stable, non-reversible name for a token (``sha256:`` + 12 hex digits)."""
+    return "sha256:" + hashlib.sha256(token.encode("utf-8")).hexdigest()[:12]
+
+
+def new_call_id() -> str:
+    """A fresh call id in the sandbox's format."""
+    return "call_" + uuid.uuid4().hex
+
+
+class Journal:
+    """Thread-safe record of every accepted call.
+
+    Each record is ``{"id", "received_at", "token_fingerprint", "body"}``; ``received_at`` is
+    ISO-8601 UTC with microseconds and ``body`` is the JSON exactly as received (phone numbers
+    included: it is the user's own sandbox). With a ``path``, every record is also written as one
+    JSON line and flushed at once (no fsync: the OS cache is enough for readers on this machine).
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        self.path = Path(path) if path is not None else None
+        self._lock = threading.Lock()
+        self._records: list[dict[str, Any]] = []
+        self._file: IO[str] | None = None
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = self.path.open("a", encoding="utf-8")
+
+    def append(self, body: Any, fingerprint: str, call_id: str | None = None) -> dict[str, Any]:
+        """Record one accepted call and return its record."""
+        record = {
+            "id": call_id or new_call_id(),
+            "received_at": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
+            "token_fingerprint": fingerprint,
+            "body": body,
+        }
+        line = json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
+        with self._lock:
+            self._records.append(record)
+            if self._file is not None:
+                self._file.write(line)
+                self._file.flush()
+        return record
+
+    def records(self) -> list[dict[str, Any]]:
+        """A copy of every record, oldest first."""
+        with self._lock:
+            return list(self._records)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._records)
+
+    def reset(self) -> None:
+        """Forget every record and empty the file."""
+        with self._lock:
+            self._records.clear()
+            if self._file is not None:
+                self._file.seek(0)
+                self._file.truncate()
+                self._file.flush()
+
+    def close(self) -> None:
+        """Close the file; the in-memory records stay readable."""
+        with self._lock:
+            if self._file is not None:
+                self._file.close()
+                self._file = None

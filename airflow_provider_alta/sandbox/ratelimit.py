@@ -1,0 +1,120 @@
+"""Rolling-window rate limiting per token, with an injectable clock.
+
+Semantics (Alta documents "100 requests per minute" and nothing more, so the sandbox picks the
+strictest reading a client must survive): a request is *allowed* when fewer than ``limit``
+requests from the same token were allowed during the last ``window`` seconds. Only allowed
+requests are remembered; a 429 does not extend the wait. An entry allowed at ``t`` stops counting
+at exactly ``t + window``. ``Retry-After`` is the whole number of seconds until the oldest entry
+in the window expires, rounded up and at least 1.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+Clock = Callable[[], float]
+
+_SPEC = re.compile(r"^\s*(\d+)\s*/\s*(\d+(?:\.\d+)?)\s*(s|sec|seconds?)?\s*$")
+_OFF = frozenset({"", "off", "none", "unlimited", "0"})
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """``limit`` requests per ``window`` seconds."""
+
+    limit: int
+    window: float
+
+    def __post_init__(self) -> None:
+        if self.limit < 1:
+            raise ValueError("rate limit must allow at least 1 request")
+        if not self.window > 0:
+            raise ValueError("rate limit window must be positive")
+
+    @classmethod
+    def parse(cls, text: str | RateLimit | None) -> RateLimit | None:
+        """Parse ``"100/60"`` (requests/seconds); ``None``, ``"off"`` or ``"0"`` disable the limit."""
+        if text is None or isinstance(text, RateLimit):
+            return text
+        if text.strip().lower() in _OFF:
+            return None
+        match = _SPEC.match(text)
+        if match is None:
+            raise ValueError(
+                f"invalid rate limit {text!r}: expected REQUESTS/SECONDS such as '100/60' or 'off'"
+            )
+        return cls(int(match.group(1)), float(match.group(2)))
+
+    def __str__(self) -> str:
+        return f"{self.limit}/{self.window:g}"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The outcome of one rate-limit check."""
+
+    allowed: bool
+    retry_after: int = 0
+    used: int = 0
+
+
+class RollingWindowLimiter:
+    """A rolling-window limiter keyed by token fingerprint. Thread-safe."""
+
+    def __init__(self, limit: RateLimit | None, clock: Clock = time.monotonic) -> None:
+        self._limit = limit
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._hits: dict[str, deque[float]] = {}
+
+    @property
+    def limit(self) -> RateLimit | None:
+        """The limit in force, or ``None`` when limiting is off."""
+        return self._limit
+
+    def set_limit(self, limit: RateLimit | None) -> None:
+        """Change the limit; the remembered requests are kept."""
+        with self._lock:
+            self._limit = limit
+
+    def check(self, key: str) -> Decision:
+        """Record and allow one request for ``key``, or refuse it with a retry delay."""
+        with self._lock:
+            limit = self._limit
+            if limit is None:
+                return Decision(allowed=True)
+            now = self._clock()
+            hits = self._hits.setdefault(key, deque())
+            self._expire(hits, now, limit.window)
+            if len(hits) >= limit.limit:
+                wait = hits[0] + limit.window - now
+                return Decision(allowed=False, retry_after=max(1, math.ceil(wait)), used=len(hits))
+            hits.append(now)
+            return Decision(allowed=True, used=len(hits))
+
+    def usage(self) -> dict[str, int]:
+        """How many allowed requests each key has inside the current window."""
+        with self._lock:
+            if self._limit is None:
+                return {key: 0 for key in self._hits}
+            now = self._clock()
+            for hits in self._hits.values():
+                self._expire(hits, now, self._limit.window)
+            return {key: len(hits) for key, hits in self._hits.items()}
+
+    def reset(self) -> None:
+        """Forget every remembered request."""
+        with self._lock:
+            self._hits.clear()
+
+    @staticmethod
+    def _expire(hits: deque[float], now: float, window: float) -> None:
+        horizon = now - window
+        while hits and hits[0] <= horizon:
+            hits.popleft()

@@ -1,0 +1,347 @@
+"""The HTTP side of the sandbox: a threading HTTP/1.1 server with keep-alive and fault injection."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import socket
+import struct
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlsplit
+
+from airflow_provider_alta.sandbox.core import Reply, SandboxState, error_reply, storm_reply
+from airflow_provider_alta.sandbox.faults import (
+    DROP_BEFORE_BODY,
+    ERROR_5XX,
+    LATENCY,
+    OK,
+    RESET_AFTER_ACCEPT,
+    STORM_429,
+    Fault,
+    FaultPlan,
+)
+from airflow_provider_alta.sandbox.masking import describe_call
+
+logger = logging.getLogger("airflow_provider_alta.sandbox")
+
+API_PATH = "/v1/assistant/calls"
+CONTROL_PREFIX = "/_sandbox/"
+_5XX_ERRORS = {
+    500: "InternalServerError",
+    502: "BadGateway",
+    503: "ServiceUnavailable",
+    504: "GatewayTimeout",
+}
+
+
+class SandboxHTTPServer(ThreadingHTTPServer):
+    """``ThreadingHTTPServer`` that tracks its connections so that ``close()`` can end them all."""
+
+    daemon_threads = True
+    request_queue_size = 256
+    block_on_close = False
+
+    def __init__(self, address: tuple[str, int], state: SandboxState, *, idle_timeout: float = 30.0) -> None:
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        self.state = state
+        self.idle_timeout = idle_timeout
+        self.stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._connections: dict[socket.socket, threading.Thread] = {}
+        self._counter = 0
+        super().__init__(address, SandboxRequestHandler)
+
+    def server_bind(self) -> None:
+        """Bind without ``HTTPServer``'s reverse DNS lookup (it can take seconds)."""
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.socket.bind(self.server_address)
+        self.server_address = self.socket.getsockname()
+        self.server_name = str(self.server_address[0])
+        self.server_port = int(self.server_address[1])
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """Serve each connection in its own daemon thread, remembered until it ends."""
+        with self._lock:
+            self._counter += 1
+            thread = threading.Thread(
+                target=self._serve_connection,
+                args=(request, client_address),
+                name=f"alta-sandbox-conn-{self._counter}",
+                daemon=True,
+            )
+            self._connections[request] = thread
+        thread.start()
+
+    def _serve_connection(self, request: socket.socket, client_address: Any) -> None:
+        try:
+            self.finish_request(request, client_address)
+        except Exception:
+            self.handle_error(request, client_address)
+        finally:
+            self.shutdown_request(request)
+            with self._lock:
+                self._connections.pop(request, None)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Log instead of printing to stderr; a peer going away is not an error."""
+        logger.debug("connection from %s ended with an error", client_address, exc_info=True)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Close the listening socket, end every open connection, and join their threads."""
+        self.stopping.set()
+        self.server_close()
+        with self._lock:
+            connections = list(self._connections.items())
+        for sock, _ in connections:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        deadline = time.monotonic() + timeout
+        for _, thread in connections:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    @property
+    def open_connections(self) -> int:
+        """How many client connections are open now."""
+        with self._lock:
+            return len(self._connections)
+
+
+class SandboxRequestHandler(BaseHTTPRequestHandler):
+    """Routes ``/v1/assistant/calls`` to the sandbox and ``/_sandbox/...`` to its controls."""
+
+    protocol_version = "HTTP/1.1"
+    server_version = "AltaSandbox/1"
+    sys_version = ""
+    server: SandboxHTTPServer
+
+    def setup(self) -> None:
+        """Apply the idle timeout and disable Nagle (answers are small)."""
+        super().setup()
+        self.connection.settimeout(self.server.idle_timeout)
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    # --- routing -------------------------------------------------------------------------------
+
+    def do_POST(self) -> None:
+        """Handle POST."""
+        self._route("POST")
+
+    def do_GET(self) -> None:
+        """Handle GET."""
+        self._route("GET")
+
+    def do_PUT(self) -> None:
+        """Handle PUT."""
+        self._route("PUT")
+
+    def do_PATCH(self) -> None:
+        """Handle PATCH."""
+        self._route("PATCH")
+
+    def do_DELETE(self) -> None:
+        """Handle DELETE."""
+        self._route("DELETE")
+
+    def do_OPTIONS(self) -> None:
+        """Handle OPTIONS."""
+        self._route("OPTIONS")
+
+    def do_HEAD(self) -> None:
+        """Handle HEAD."""
+        self._route("HEAD")
+
+    def _route(self, method: str) -> None:
+        path = urlsplit(self.path).path
+        if path.startswith(CONTROL_PREFIX):
+            self._control(method, path[len(CONTROL_PREFIX) :].rstrip("/"))
+            return
+        started = time.perf_counter()
+        state = self.server.state
+        api = path.rstrip("/") == API_PATH
+        state.request_started(api and method == "POST")
+        if not api:
+            reply = error_reply(404, "NotFound", f"No route for {method} {path}")
+            self._discard_body_and_reply(reply)
+            state.request_finished(False, reply.status)
+            self._log(method, path, reply.status, started)
+        elif method != "POST":
+            reply = error_reply(405, "MethodNotAllowed", f"{method} is not allowed here", {"Allow": "POST"})
+            self._discard_body_and_reply(reply)
+            state.request_finished(False, reply.status)
+            self._log(method, path, reply.status, started)
+        else:
+            fault = state.faults.next()
+            status: int | None = None
+            try:
+                status = self._call(fault, started)
+            finally:
+                state.request_finished(True, status, fault.kind)
+
+    # --- the endpoint --------------------------------------------------------------------------
+
+    def _call(self, fault: Fault, started: float) -> int | None:
+        state = self.server.state
+        if fault.kind == DROP_BEFORE_BODY:
+            self._log("POST", API_PATH, None, started, fault, note="closed before reading the body")
+            self._abort(reset=False)
+            return None
+        raw = self._read_body()
+        if isinstance(raw, Reply):
+            self._reply(raw)
+            self._log("POST", API_PATH, raw.status, started, fault)
+            return raw.status
+        if fault.kind == ERROR_5XX:
+            reply = error_reply(
+                fault.status,
+                _5XX_ERRORS.get(fault.status, "ServerError"),
+                f"Injected fault: the sandbox answered {fault.status}; nothing was placed.",
+            )
+        elif fault.kind == STORM_429:
+            reply = storm_reply(fault.seconds, state.retry_after_header)
+        else:
+            reply = state.handle_call(
+                self.headers.get("Authorization"), self.headers.get("Content-Type"), raw
+            )
+        summary = describe_call(reply.record["body"]) if reply.record is not None else ""
+        if fault.kind == RESET_AFTER_ACCEPT:
+            self._log(
+                "POST", API_PATH, None, started, fault, note=f"would answer {reply.status}; reset {summary}"
+            )
+            self._abort(reset=True)
+            return None
+        if fault.kind == LATENCY and fault.seconds > 0:
+            self.server.stopping.wait(fault.seconds)
+        self._reply(reply)
+        self._log("POST", API_PATH, reply.status, started, fault, note=summary)
+        return reply.status
+
+    def _read_body(self) -> bytes | Reply:
+        """The whole body, or an error reply (the connection is then closed after answering)."""
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            self.close_connection = True
+            return error_reply(411, "LengthRequired", "Send the body with a Content-Length header")
+        text = self.headers.get("Content-Length", "0").strip() or "0"
+        if not text.isdigit():
+            self.close_connection = True
+            return error_reply(400, "ValidationError", "Invalid request body: invalid Content-Length header")
+        length = int(text)
+        limit = self.server.state.max_body_bytes
+        if length > limit:
+            self.close_connection = True
+            return error_reply(413, "PayloadTooLarge", f"Request body is larger than {limit} bytes")
+        return self.rfile.read(length) if length else b""
+
+    def _discard_body_and_reply(self, reply: Reply) -> None:
+        self._read_body()  # keeps the connection usable; on a bad length it is closed after answering
+        self._reply(reply)
+
+    # --- controls ------------------------------------------------------------------------------
+
+    def _control(self, method: str, name: str) -> None:
+        state = self.server.state
+        raw = self._read_body()
+        if isinstance(raw, Reply):
+            self._reply(raw)
+            return
+        reply: Reply
+        try:
+            if method == "GET" and name == "calls":
+                calls = state.journal.records()
+                reply = Reply(200, {"count": len(calls), "calls": calls})
+            elif method == "GET" and name == "stats":
+                reply = Reply(200, state.stats())
+            elif method == "GET" and name == "health":
+                reply = Reply(200, {"status": "ok"})
+            elif method == "POST" and name == "reset":
+                state.reset()
+                reply = Reply(200, {"reset": True})
+            elif method == "GET" and name == "faults":
+                reply = Reply(200, state.faults.to_dict())
+            elif method == "POST" and name == "faults":
+                state.faults = FaultPlan.from_dict(_json_object(raw))
+                reply = Reply(200, state.faults.to_dict())
+            elif method == "GET" and name == "config":
+                reply = Reply(200, state.config())
+            elif method == "POST" and name == "config":
+                reply = Reply(200, state.configure(**_json_object(raw)))
+            else:
+                reply = error_reply(404, "NotFound", f"No sandbox control {method} {CONTROL_PREFIX}{name}")
+        except ValueError as exc:
+            reply = error_reply(400, "ValidationError", str(exc))
+        self._reply(reply)
+        logger.debug("%s %s%s -> %s", method, CONTROL_PREFIX, name, reply.status)
+
+    # --- low level -----------------------------------------------------------------------------
+
+    def _reply(self, reply: Reply) -> None:
+        payload = json.dumps(reply.body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        self.send_response_only(reply.status)
+        self.send_header("Server", self.server_version)
+        self.send_header("Date", self.date_time_string())
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        for name, value in reply.headers.items():
+            self.send_header(name, value)
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(payload)
+
+    def _abort(self, *, reset: bool) -> None:
+        """Close the connection without answering; with ``reset`` the peer gets a TCP RST."""
+        self.close_connection = True
+        try:
+            if reset:
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.rfile.close()
+            self.connection.close()
+        except OSError:
+            pass
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """Answer protocol errors (bad request line, unknown method, ...) with Alta's JSON shape."""
+        self.close_connection = True
+        reply = error_reply(
+            code, "BadRequest" if code == 400 else "HTTPError", message or self.responses.get(code, ("",))[0]
+        )
+        with contextlib.suppress(OSError):
+            self._reply(reply)
+
+    def _log(
+        self,
+        method: str,
+        path: str,
+        status: int | None,
+        started: float,
+        fault: Fault | None = None,
+        note: str = "",
+    ) -> None:
+        if not logger.isEnabledFor(logging.INFO):
+            return
+        elapsed = (time.perf_counter() - started) * 1000
+        outcome = "no answer" if status is None else str(status)
+        extra = "" if fault is None or fault.kind == OK else f" fault={fault}"
+        logger.info(
+            "%s %s -> %s in %.1f ms%s%s", method, path, outcome, elapsed, extra, f" {note}" if note else ""
+        )
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silence ``BaseHTTPRequestHandler``'s stderr log: the sandbox logs through ``logging``."""
+        logger.debug("%s " + format, self.address_string(), *args)
+
+
+def _json_object(raw: bytes) -> dict[str, Any]:
+    if not raw.strip():
+        return {}
+    try:
+        value = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise ValueError("malformed JSON") from None
+    if not isinstance(value, dict):
+        raise ValueError("expected a JSON object")
+    return value
