@@ -1,0 +1,66 @@
+"""The command line, parsed without starting a server."""
+
+from __future__ import annotations
+
+import pytest
+
+from airflow_provider_alta.sandbox.__main__ import _fault_plan, build_parser, main
+
+
+def test_defaults() -> None:
+    args = build_parser().parse_args([])
+    assert (args.host, args.port, args.token, args.journal) == ("127.0.0.1", 0, None, None)
+    assert args.rate_limit == "100/60"
+    assert args.retry_after_header is True
+
+
+def test_fault_options_build_a_plan() -> None:
+    parser = build_parser()
+    args = parser.parse_args(
+        [
+            "--fault-rate",
+            "5xx=0.1",
+            "--fault-rate",
+            "latency=0.2",
+            "--fault-script",
+            "ok,reset_after_accept,latency:2.5",
+            "--latency",
+            "0.5",
+            "--seed",
+            "7",
+            "--no-retry-after",
+        ]
+    )
+    plan = _fault_plan(args, parser)
+    assert plan is not None
+    assert plan.to_dict() == {
+        "rates": {"5xx": 0.1, "latency": 0.2},
+        "script": ["ok", "reset_after_accept", "latency:2.5"],
+        "latency": 0.5,
+        "retry_after": 1.0,
+        "seed": 7,
+    }
+    assert args.retry_after_header is False
+
+
+def test_no_fault_options_no_plan() -> None:
+    parser = build_parser()
+    assert _fault_plan(parser.parse_args([]), parser) is None
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--fault-rate", "5xx"],
+        ["--fault-rate", "5xx=lots"],
+        ["--fault-rate", "boom=0.1"],
+        ["--fault-script", "ok,explode"],
+        ["--rate-limit", "fast"],
+        ["--port", "http"],
+    ],
+)
+def test_bad_options_exit_with_usage_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as excinfo:
+        main(argv)
+    assert excinfo.value.code == 2
+    assert "usage: alta-sandbox" in capsys.readouterr().err

@@ -1,0 +1,99 @@
+"""Log masking and the journal (no network)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from airflow_provider_alta.sandbox.journal import Journal, new_call_id, token_fingerprint
+from airflow_provider_alta.sandbox.masking import describe_call, mask_phone
+
+
+@pytest.mark.parametrize(
+    ("number", "masked"),
+    [
+        ("+12025550143", "+1202***0143"),
+        ("+442079460123", "+4420***0123"),
+        ("2025550143", "20255***0143"),
+        ("12345", "***45"),
+        ("1234", "***"),
+        ("", "***"),
+        (None, "***"),
+    ],
+)
+def test_mask_phone(number: str | None, masked: str) -> None:
+    assert mask_phone(number) == masked
+
+
+def test_describe_call_masks_numbers_and_leaves_out_personal_data() -> None:
+    body = {
+        "assistantId": "a",
+        "name": "Ada Example",
+        "email": "ada@example.com",
+        "phoneNumber": "+12025550143",
+        "callTransfer": {"phoneNumber": "+442079460123"},
+        "data": {"secret": "x"},
+    }
+    text = describe_call(body)
+    assert text == "to=+1202***0143 transfer=+4420***0123"
+    assert describe_call([1]) == "body=list"
+    assert describe_call({}) == "to=?"
+
+
+def test_token_fingerprint_is_stable_and_hides_the_token() -> None:
+    fingerprint = token_fingerprint("s3cret-token")
+    assert fingerprint == token_fingerprint("s3cret-token")
+    assert fingerprint != token_fingerprint("other")
+    assert fingerprint.startswith("sha256:")
+    assert len(fingerprint) == len("sha256:") + 12
+    assert "s3cret" not in fingerprint
+
+
+def test_call_ids_are_unique() -> None:
+    assert len({new_call_id() for _ in range(1000)}) == 1000
+
+
+def test_memory_journal() -> None:
+    journal = Journal()
+    record = journal.append({"phoneNumber": "+12025550143"}, "sha256:abc")
+    assert set(record) == {"id", "received_at", "token_fingerprint", "body"}
+    received = datetime.fromisoformat(record["received_at"])
+    assert received.utcoffset() == timedelta(0)
+    assert "." in record["received_at"]  # microseconds
+    assert journal.records() == [record]
+    assert len(journal) == 1
+    journal.reset()
+    assert journal.records() == []
+
+
+def test_file_journal_writes_and_flushes_each_line(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "journal.jsonl"
+    journal = Journal(path)
+    try:
+        first = journal.append({"name": "Zoë", "phoneNumber": "+12025550143"}, "sha256:1")
+        assert [json.loads(line) for line in path.read_text("utf-8").splitlines()] == [first]
+        second = journal.append({"name": "B", "phoneNumber": "+12025550144"}, "sha256:1", call_id="call_x")
+        assert second["id"] == "call_x"
+        lines = path.read_text("utf-8").splitlines()
+        assert [json.loads(line) for line in lines] == [first, second]
+        assert "Zoë" in lines[0]  # stored as received, not escaped
+        journal.reset()
+        assert path.read_text("utf-8") == ""
+        third = journal.append({"n": 3}, "sha256:1")
+        assert [json.loads(line) for line in path.read_text("utf-8").splitlines()] == [third]
+    finally:
+        journal.close()
+    journal.close()  # idempotent
+    assert journal.records() == [third]
+
+
+def test_file_journal_appends_to_an_existing_file(tmp_path: Path) -> None:
+    path = tmp_path / "journal.jsonl"
+    path.write_text('{"old": true}\n', "utf-8")
+    journal = Journal(path)
+    journal.append({"n": 1}, "sha256:1")
+    journal.close()
+    assert len(path.read_text("utf-8").splitlines()) == 2
