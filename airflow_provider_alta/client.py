@@ -203,7 +203,8 @@ class AltaClient:
         except requests.RequestException as exc:
             kind = type(exc).__name__
             if never_sent(exc):
-                raise AltaConnectionError(f"could not connect to {url} ({kind})") from None
+                reason = getattr(exc.args[0], "reason", exc.args[0]) if exc.args else exc
+                raise AltaConnectionError(f"could not connect to {url} ({kind}: {reason})") from None
             raise AltaAmbiguousOutcomeError(
                 f"no answer from {url} after sending ({kind}): the call may have been placed. "
                 "It was not resent; check before calling this person again."

@@ -115,9 +115,13 @@ def _phone(
     given: dict[str, tuple[str, Any]], name: str, errors: _Collector, region: str | None
 ) -> str | None:
     key, value = given.get(name, (name, None))
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = str(value)
-    text = _text({name: (key, value)}, name, errors, required=True)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        errors.add(
+            key,
+            f"must be a string, not {type(value).__name__} (a number loses its + and leading 0s: quote it)",
+        )
+        return None
+    text = _text(given, name, errors, required=True)
     if text is None:
         return None
     if len(text) < 2:
