@@ -80,8 +80,8 @@ class SandboxState:
         self.limiter = RollingWindowLimiter(rate_limit, clock)
         self.retry_after_header = retry_after_header
         self._initial_faults = faults.to_dict() if faults is not None else None
-        self.faults = faults or FaultPlan()
-        self.journal = journal or Journal()
+        self.faults = faults if faults is not None else FaultPlan()
+        self.journal = journal if journal is not None else Journal()
         self.max_body_bytes = max_body_bytes
         self._lock = threading.Lock()
         self._responses: Counter[str] = Counter()

@@ -30,6 +30,7 @@ logger = logging.getLogger("airflow_provider_alta.sandbox")
 
 API_PATH = "/v1/assistant/calls"
 CONTROL_PREFIX = "/_sandbox/"
+_DRAIN_LIMIT = 16 * 1024 * 1024
 _5XX_ERRORS = {
     500: "InternalServerError",
     502: "BadGateway",
@@ -161,7 +162,7 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
             return
         started = time.perf_counter()
         state = self.server.state
-        api = path.rstrip("/") == API_PATH
+        api = path == API_PATH
         state.request_started(api and method == "POST")
         if not api:
             reply = error_reply(404, "NotFound", f"No route for {method} {path}")
@@ -231,9 +232,20 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
         length = int(text)
         limit = self.server.state.max_body_bytes
         if length > limit:
-            self.close_connection = True
+            if length <= _DRAIN_LIMIT:
+                self._drain(length)  # so that the client reads the 413 instead of a reset
+            else:
+                self.close_connection = True
             return error_reply(413, "PayloadTooLarge", f"Request body is larger than {limit} bytes")
         return self.rfile.read(length) if length else b""
+
+    def _drain(self, length: int) -> None:
+        while length > 0:
+            chunk = self.rfile.read(min(length, 65536))
+            if not chunk:
+                self.close_connection = True
+                return
+            length -= len(chunk)
 
     def _discard_body_and_reply(self, reply: Reply) -> None:
         self._read_body()  # keeps the connection usable; on a bad length it is closed after answering

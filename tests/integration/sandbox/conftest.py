@@ -1,0 +1,150 @@
+"""Fixtures for the sandbox's integration tests: real loopback HTTP, every answer checked against the spec.
+
+``conformance`` validates each response of ``POST /v1/assistant/calls`` with openapi-core against
+the bundled ``openapi.yaml``; the ``client`` session runs it on every response it receives, so
+every test that uses ``client`` proves conformance as a side effect. Statuses the spec does not
+declare are allowed only when they are deliberate (see ``OUT_OF_SPEC``) and must still have
+Alta's error shape.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+import yaml
+from openapi_core import OpenAPI
+from openapi_core.contrib.requests import RequestsOpenAPIRequest, RequestsOpenAPIResponse
+
+# The plugin's fixtures and marker, also when the package is not installed (no pytest11 entry point).
+from airflow_provider_alta.sandbox.pytest_plugin import (  # noqa: F401
+    alta_sandbox,
+    alta_sandbox_factory,
+    pytest_configure,
+)
+from airflow_provider_alta.sandbox import AltaSandbox, spec_path
+from airflow_provider_alta.sandbox.server import API_PATH
+
+TOKEN = "integration-token"  # noqa: S105
+#: Statuses the sandbox may give although the spec does not declare them, and why.
+OUT_OF_SPEC = {
+    405: "method other than POST",
+    411: "chunked body without Content-Length",
+    413: "body larger than the limit",
+    500: "injected 5xx fault",
+    502: "injected 5xx fault",
+    503: "injected 5xx fault",
+}
+
+VALID_BODY: dict[str, Any] = {
+    "assistantId": "asst_integration",
+    "name": "Ada Example",
+    "phoneNumber": "+12025550143",
+}
+
+
+class Conformance:
+    """Validates API responses against the spec and counts what it checked."""
+
+    def __init__(self) -> None:
+        with open(spec_path(), encoding="utf-8") as handle:
+            self._spec = yaml.safe_load(handle)
+        self._declared = {int(code) for code in self._spec["paths"]["/assistant/calls"]["post"]["responses"]}
+        self._apis: dict[str, OpenAPI] = {}
+        self._lock = threading.Lock()
+        self.validated: Counter[int] = Counter()
+        self.out_of_spec: Counter[int] = Counter()
+
+    def _api(self, base_url: str) -> OpenAPI:
+        with self._lock:
+            if base_url not in self._apis:
+                spec = copy.deepcopy(self._spec)
+                spec["servers"] = [{"url": base_url + "/v1"}]  # never the production host
+                self._apis[base_url] = OpenAPI.from_dict(spec)
+            return self._apis[base_url]
+
+    def check(self, response: requests.Response) -> None:
+        """Validate one response if it answers the API endpoint; raise if it breaks the spec."""
+        request = response.request
+        url = urlsplit(str(request.url))
+        if url.path != API_PATH:
+            return
+        status = response.status_code
+        if request.method == "POST" and status in self._declared:
+            base_url = f"{url.scheme}://{url.netloc}"
+            self._api(base_url).validate_response(
+                RequestsOpenAPIRequest(request), RequestsOpenAPIResponse(response)
+            )
+            with self._lock:
+                self.validated[status] += 1
+            return
+        assert status in OUT_OF_SPEC, f"status {status} is neither in the spec nor a deliberate extension"
+        if request.method == "HEAD":
+            return
+        body = response.json()
+        assert isinstance(body.get("error"), str), body
+        assert isinstance(body.get("message"), str), body
+        with self._lock:
+            self.out_of_spec[status] += 1
+
+
+_CONFORMANCE = Conformance()
+
+
+@pytest.fixture(scope="session")
+def conformance() -> Conformance:
+    """The session's spec validator."""
+    return _CONFORMANCE
+
+
+@pytest.fixture
+def client(conformance: Conformance) -> Iterator[requests.Session]:
+    """A keep-alive session whose every response is validated against the spec."""
+    session = requests.Session()
+    session.hooks["response"].append(lambda response, *args, **kwargs: conformance.check(response))
+    try:
+        yield session
+    finally:
+        session.close()
+
+
+@pytest.fixture
+def sandbox(tmp_path: Any) -> Iterator[AltaSandbox]:
+    """A sandbox with the integration token, the default 100/60 limit and a journal file."""
+    with AltaSandbox(token=TOKEN, journal_path=tmp_path / "journal.jsonl") as running:
+        yield running
+
+
+@pytest.fixture
+def token() -> str:
+    """The token ``sandbox`` accepts."""
+    return TOKEN
+
+
+@pytest.fixture
+def headers() -> dict[str, str]:
+    """The Authorization header ``sandbox`` accepts."""
+    return {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture
+def body() -> dict[str, Any]:
+    """A fresh valid call body (fictional number)."""
+    return copy.deepcopy(VALID_BODY)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Say how many answers were checked against the spec."""
+    if _CONFORMANCE.validated or _CONFORMANCE.out_of_spec:
+        validated = ", ".join(f"{code}: {n}" for code, n in sorted(_CONFORMANCE.validated.items()))
+        others = ", ".join(f"{code}: {n}" for code, n in sorted(_CONFORMANCE.out_of_spec.items()))
+        terminalreporter.write_line(
+            f"alta sandbox: {sum(_CONFORMANCE.validated.values())} answers validated against openapi.yaml "
+            f"({validated}); deliberate out-of-spec answers: {others or 'none'}"
+        )
