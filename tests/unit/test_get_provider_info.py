@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import json
+from importlib.metadata import entry_points, version
+from pathlib import Path
+
+import airflow
+import jsonschema
+
+from airflow_provider_alta import __version__
+from airflow_provider_alta.get_provider_info import get_provider_info
+
+
+def test_valid_against_the_installed_airflow_schema():
+    schema = json.loads((Path(airflow.__file__).parent / "provider_info.schema.json").read_text())
+    jsonschema.validate(get_provider_info(), schema)
+
+
+def test_required_keys():
+    info = get_provider_info()
+    assert info["package-name"] == "airflow-provider-alta"
+    assert info["versions"] == [__version__]
+    for key in ("name", "description", "integrations", "hooks", "operators", "connection-types"):
+        assert info[key]
+
+
+def test_connection_type_entry():
+    (conn,) = get_provider_info()["connection-types"]
+    assert conn["connection-type"] == "alta"
+    assert conn["hook-class-name"] == "airflow_provider_alta.hooks.alta.AltaHook"
+    assert conn["hook-name"] == "Alta"
+    assert set(conn["conn-fields"]) == {"timeout", "default_region", "calls_per_minute"}
+
+
+def test_entry_point_resolves_to_get_provider_info():
+    (ep,) = [
+        ep
+        for ep in entry_points(group="apache_airflow_provider")
+        if ep.value.startswith("airflow_provider_alta")
+    ]
+    assert ep.load() is get_provider_info
+
+
+def test_installed_distribution_version_is_the_package_version():
+    assert version("airflow-provider-alta") == __version__
