@@ -252,3 +252,46 @@ def build_call(fields_: Mapping[str, Any], *, default_region: str | None = None)
         data=data,
         call_transfer=transfer,
     )
+
+
+def merge_record(
+    shared: Mapping[str, Any], record: Mapping[str, Any] | None, field_map: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """Combine shared call fields with one upstream record, ready for :func:`build_call`.
+
+    ``field_map`` maps record keys to payload fields (``"mobile": "phone_number"``) or into
+    ``data`` (``"plan": "data.plan"``). Other record keys are taken as payload fields as they are
+    (snake_case or camelCase), so an unexpected column fails validation as an unknown field.
+    A field set both by ``shared`` and by the record is an error; ``data`` is merged, the record's
+    keys winning. Values are copied as they are: they are data, never templates.
+    """
+    fields_: dict[str, Any] = {k: v for k, v in shared.items() if v is not None}
+    if record is None:
+        return fields_
+    if not isinstance(record, Mapping):
+        problem = FieldError("prospect", f"must be a dict (a record), not {type(record).__name__}")
+        raise AltaValidationError.from_errors([problem])
+    problems: list[FieldError] = []
+    data: dict[str, Any] = {}
+    for key, value in record.items():
+        target = (field_map or {}).get(key, key)
+        canonical = _CAMEL_TO_SNAKE.get(target, target)
+        if target.startswith("data."):
+            data[target[5:]] = value
+        elif canonical == "data" and isinstance(value, Mapping):
+            data = {**value, **data}
+        elif canonical in fields_:
+            problems.append(
+                FieldError(f"prospect.{key}", f"sets {canonical}, which the operator already sets")
+            )
+        else:
+            fields_[target] = value
+    if problems:
+        raise AltaValidationError.from_errors(problems)
+    if data:
+        shared_data = fields_.get("data") or {}
+        fields_["data"] = {**shared_data, **data} if isinstance(shared_data, Mapping) else shared_data
+    return fields_
+
+
+_CAMEL_TO_SNAKE = {to_camel(n): n for n in _CALL_FIELDS}

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import BaseHook, mask_secret
+from airflow.providers.common.compat.sdk import BaseHook, mask_secret, redact
 
 from airflow_provider_alta.client import AltaClient, RetryPolicy
 from airflow_provider_alta.config import DEFAULT_BASE_URL, settings_from_fields
+from airflow_provider_alta.exceptions import AltaValidationError, FieldError
 from airflow_provider_alta.payload import AssistantCall, CallTransfer, build_call
 
 if TYPE_CHECKING:
@@ -70,7 +72,18 @@ class AltaHook(BaseHook):
         return build_call(fields, default_region=default_region or self.settings.default_region)
 
     def send_call(self, call: AssistantCall) -> dict[str, Any]:
-        """Send one validated call. Every path (single and bulk) goes through here."""
+        """Send one validated call. Every path (single and bulk) goes through here.
+
+        A payload that contains a secret known to Airflow's secrets masker (such as the API token,
+        pulled in by a template or by upstream data) is refused before anything is sent.
+        """
+        body = json.dumps(call.to_json())
+        if redact(body) != body:
+            raise AltaValidationError(
+                "refusing to send: the payload contains a value registered with Airflow's secrets "
+                "masker (a connection password, token or sensitive Variable)",
+                errors=[FieldError("payload", "must not contain secrets")],
+            )
         return self.client.trigger(call)
 
     def trigger_assistant_call(

@@ -1,0 +1,248 @@
+"""TriggerAssistantCallOperator: one Alta call per task, from DAG arguments or an upstream record."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.common.compat.sdk import (
+    AirflowFailException,
+    AirflowSkipException,
+    BaseOperator,
+    literal,
+)
+from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_3_PLUS
+
+from airflow_provider_alta.exceptions import (
+    AltaAmbiguousOutcomeError,
+    AltaAuthenticationError,
+    AltaConfigurationError,
+    AltaValidationError,
+)
+from airflow_provider_alta.masking import mask_email, mask_phone
+from airflow_provider_alta.payload import AssistantCall, build_call, merge_record
+
+if TYPE_CHECKING:
+    from airflow.providers.common.compat.sdk import Context
+
+    from airflow_provider_alta.calling_hours import CallingHours, WindowDecision
+    from airflow_provider_alta.hooks.alta import AltaHook
+
+OUTSIDE_CALLING_HOURS = ("defer", "skip", "fail")
+_PAYLOAD_FIELDS = ("assistant_id", "name", "phone_number", "email", "timezone", "data", "call_transfer")
+_NOT_RETRYABLE = (AltaValidationError, AltaAuthenticationError, AltaConfigurationError)
+
+
+def _now() -> Any:
+    import pendulum
+
+    return pendulum.now("UTC")
+
+
+class TriggerAssistantCallOperator(BaseOperator):
+    """Have an Alta AI assistant call one person, inside their calling hours.
+
+    Payload fields are templated. With ``prospect`` (one upstream record, e.g. from ``expand``)
+    and ``field_map``, the record supplies the per-person fields; record values are data and are
+    never rendered as Jinja, whichever way the task is mapped.
+
+    :param assistant_id: the Alta assistant that places the call.
+    :param name: name of the person called.
+    :param phone_number: E.164, or national with ``default_region``.
+    :param email: the person's email.
+    :param timezone: IANA timezone of the person; also decides their calling hours.
+    :param data: JSON object passed to the assistant during the call.
+    :param call_transfer: transfer settings (dict in snake_case or camelCase, or ``CallTransfer``).
+    :param prospect: one record whose keys are payload fields, or are mapped by ``field_map``.
+    :param field_map: record key -> payload field (``"mobile": "phone_number"``, ``"plan": "data.plan"``).
+    :param alta_conn_id: the Alta connection.
+    :param default_region: country for numbers without ``+country`` (default: the connection's).
+    :param calling_hours: the local window, e.g. ``"08:00-21:00"`` (default), ``"09:00-17:00 mon-fri"``,
+        a dict or ``CallingHours``; ``False`` turns the check off.
+    :param outside_calling_hours: ``"defer"`` (wait in the triggerer), ``"skip"`` or ``"fail"``.
+    :param dry_run: validate and log the masked payload, place no call.
+    :param include_phone_in_xcom: put the raw phone number in the XCom result (masked by default).
+    """
+
+    template_fields: Sequence[str] = (*_PAYLOAD_FIELDS, "alta_conn_id", "default_region", "calling_hours")
+    template_fields_renderers = {"data": "json", "call_transfer": "json", "calling_hours": "json"}
+    ui_color = "#e8e3fc"
+
+    def __init__(
+        self,
+        *,
+        assistant_id: str | None = None,
+        name: str | None = None,
+        phone_number: str | None = None,
+        email: str | None = None,
+        timezone: str | None = None,
+        data: Mapping[str, Any] | None = None,
+        call_transfer: Any = None,
+        prospect: Mapping[str, Any] | None = None,
+        field_map: Mapping[str, str] | None = None,
+        alta_conn_id: str = "alta_default",
+        default_region: str | None = None,
+        calling_hours: Any = None,
+        outside_calling_hours: str = "defer",
+        dry_run: bool = False,
+        include_phone_in_xcom: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        if AIRFLOW_V_3_3_PLUS and kwargs.get("retry_policy") is None:
+            from airflow_provider_alta.operators.retry import AltaRetryPolicy
+
+            kwargs["retry_policy"] = AltaRetryPolicy()
+        raw_task_id = kwargs.get("task_id")
+        super().__init__(**kwargs)
+        if outside_calling_hours not in OUTSIDE_CALLING_HOURS:
+            raise ValueError(
+                f"outside_calling_hours must be one of {', '.join(OUTSIDE_CALLING_HOURS)}, "
+                f"not {outside_calling_hours!r}"
+            )
+        self.assistant_id = assistant_id
+        self.name = name
+        self.phone_number = phone_number
+        self.email = email
+        self.timezone = timezone
+        self.data = data
+        self.call_transfer = call_transfer
+        self.prospect = prospect
+        self.field_map = field_map
+        self.alta_conn_id = alta_conn_id
+        self.default_region = default_region
+        self.calling_hours = calling_hours
+        self.outside_calling_hours = outside_calling_hours
+        # ``dry_run`` would shadow BaseOperator.dry_run(), which `airflow tasks test --dry-run` calls.
+        self.is_dry_run = dry_run
+        self.include_phone_in_xcom = include_phone_in_xcom
+        if getattr(self, "_BaseOperator__from_mapped", False):
+            self._keep_mapped_values_literal(raw_task_id)
+
+    def _keep_mapped_values_literal(self, task_id: str | None) -> None:
+        """Mark template fields that came from ``expand``/``expand_kwargs`` as literal data.
+
+        Airflow renders strings that ``expand_kwargs`` resolves from XCom (apache/airflow#38745);
+        only values the DAG author gave in ``partial()`` may be templates.
+        """
+        dag = self.dag if self.has_dag() else None  # type: ignore[no-untyped-call]
+        mapped = dag.task_dict.get(task_id) if dag is not None and task_id else None
+        partial = getattr(mapped, "partial_kwargs", None)
+        for field in self.template_fields:
+            value = getattr(self, field)
+            from_mapping = partial is None or value is not partial.get(field, object())
+            if from_mapping and isinstance(value, str | Mapping | list | tuple):
+                setattr(self, field, literal(value))
+
+    @cached_property
+    def hook(self) -> AltaHook:
+        from airflow_provider_alta.hooks.alta import AltaHook
+
+        return AltaHook(alta_conn_id=self.alta_conn_id)
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        return self._attempt()
+
+    def execute_complete(self, context: Context, event: Any = None) -> dict[str, Any]:
+        """Resume after waiting for the calling window: check it again, then call."""
+        return self._attempt()
+
+    def build_call(self) -> AssistantCall:
+        """The validated call; a validation error fails the task without retries."""
+        shared = {f: getattr(self, f) for f in _PAYLOAD_FIELDS}
+        try:
+            fields = merge_record(shared, self.prospect, self.field_map)
+            return build_call(fields, default_region=self._region())
+        except (AltaValidationError, AltaConfigurationError) as exc:
+            raise AirflowFailException(str(exc)) from exc
+
+    def _region(self) -> str | None:
+        """The operator's ``default_region``, else the connection's (optional for a dry run)."""
+        if self.default_region:
+            return self.default_region
+        try:
+            return self.hook.settings.default_region
+        except Exception:
+            if self.is_dry_run:
+                self.log.info("Dry run without a usable %r connection: no default region", self.alta_conn_id)
+                return None
+            raise
+
+    def _attempt(self) -> dict[str, Any]:
+        call = self.build_call()
+        decision = self._window(call)
+        if decision is not None and not decision.open:
+            if self.is_dry_run:
+                self.log.info("Dry run: outside calling hours (%s); no call placed", decision.reason)
+                return self._result(call, "dry_run", window=decision.reason)
+            self._outside_window(decision)
+        if self.is_dry_run:
+            self.log.info("Dry run: payload is valid: %s; no call placed", self._masked_payload(call))
+            return self._result(call, "dry_run")
+        try:
+            response = self.hook.send_call(call)
+        except AltaAmbiguousOutcomeError as exc:
+            raise AirflowFailException(f"{exc} This task is not retried.") from exc
+        except _NOT_RETRYABLE as exc:
+            raise AirflowFailException(str(exc)) from exc
+        return self._result(call, "placed", response=self._scrub(response, call))
+
+    def _window(self, call: AssistantCall) -> WindowDecision | None:
+        if self.calling_hours is False:
+            return None
+        from airflow_provider_alta.calling_hours import decide
+
+        return decide(self._hours(), now=_now(), timezone=call.timezone, phone_e164=call.phone_number)
+
+    def _hours(self) -> CallingHours:
+        from airflow_provider_alta.calling_hours import CallingHours
+
+        try:
+            return CallingHours.parse(self.calling_hours)
+        except ValueError as exc:
+            raise AirflowFailException(str(exc)) from exc
+
+    def _outside_window(self, decision: WindowDecision) -> None:
+        if self.outside_calling_hours == "fail":
+            raise AirflowFailException(decision.reason)
+        if self.outside_calling_hours == "skip" or decision.opens_at is None:
+            raise AirflowSkipException(decision.reason)
+        self.log.info("%s; deferring until then", decision.reason)
+        self.defer(trigger=_datetime_trigger(decision.opens_at), method_name="execute_complete")
+
+    def _masked_payload(self, call: AssistantCall) -> dict[str, Any]:
+        body = call.to_json()
+        body["phoneNumber"] = mask_phone(call.phone_number)
+        if call.email:
+            body["email"] = mask_email(call.email)
+        if call.call_transfer:
+            body["callTransfer"] = {
+                **body["callTransfer"],
+                "phoneNumber": mask_phone(call.call_transfer.phone_number),
+            }
+        return body
+
+    def _result(self, call: AssistantCall, status: str, **extra: Any) -> dict[str, Any]:
+        phone = call.phone_number if self.include_phone_in_xcom else mask_phone(call.phone_number)
+        return {"status": status, "assistant_id": call.assistant_id, "phone_number": phone, **extra}
+
+    def _scrub(self, value: Any, call: AssistantCall) -> Any:
+        """Mask the person's number and email wherever Alta's answer echoes them."""
+        if self.include_phone_in_xcom:
+            return value
+        if isinstance(value, str):
+            value = value.replace(call.phone_number, mask_phone(call.phone_number))
+            return value.replace(call.email, mask_email(call.email)) if call.email else value
+        if isinstance(value, Mapping):
+            return {k: self._scrub(v, call) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._scrub(v, call) for v in value]
+        return value
+
+
+def _datetime_trigger(moment: Any) -> Any:
+    try:
+        from airflow.providers.standard.triggers.temporal import DateTimeTrigger
+    except ImportError:  # Airflow 2 without the standard provider
+        from airflow.triggers.temporal import DateTimeTrigger  # type: ignore[no-redef]
+    return DateTimeTrigger(moment=moment)
