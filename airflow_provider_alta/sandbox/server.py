@@ -31,6 +31,7 @@ logger = logging.getLogger("airflow_provider_alta.sandbox")
 API_PATH = "/v1/assistant/calls"
 CONTROL_PREFIX = "/_sandbox/"
 _DRAIN_LIMIT = 16 * 1024 * 1024
+_ALLOW = {"Allow": "POST"}
 _5XX_ERRORS = {
     500: "InternalServerError",
     502: "BadGateway",
@@ -118,6 +119,7 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
     server_version = "AltaSandbox/1"
     sys_version = ""
     server: SandboxHTTPServer
+    _counting: tuple[bool, str] | None = None
 
     def setup(self) -> None:
         """Apply the idle timeout and disable Nagle (answers are small)."""
@@ -157,44 +159,52 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
 
     def _route(self, method: str) -> None:
         path = urlsplit(self.path).path
+        self._counting = None
         if path.startswith(CONTROL_PREFIX):
             self._control(method, path[len(CONTROL_PREFIX) :].rstrip("/"))
             return
         started = time.perf_counter()
         state = self.server.state
-        api = path == API_PATH
-        state.request_started(api and method == "POST")
-        if not api:
-            reply = error_reply(404, "NotFound", f"No route for {method} {path}")
-            self._discard_body_and_reply(reply)
-            state.request_finished(False, reply.status)
-            self._log(method, path, reply.status, started)
-        elif method != "POST":
-            reply = error_reply(405, "MethodNotAllowed", f"{method} is not allowed here", {"Allow": "POST"})
-            self._discard_body_and_reply(reply)
-            state.request_finished(False, reply.status)
-            self._log(method, path, reply.status, started)
-        else:
-            fault = state.faults.next()
-            status: int | None = None
-            try:
-                status = self._call(fault, started)
-            finally:
-                state.request_finished(True, status, fault.kind)
+        api_call = path == API_PATH and method == "POST"
+        state.request_started(api_call)
+        self._counting = (api_call, OK)
+        try:
+            if path != API_PATH:
+                self._read_body()  # keeps the connection usable; a bad length closes it after answering
+                self._log(method, path, 404, started)
+                self._reply(error_reply(404, "NotFound", f"No route for {method} {path}"))
+            elif not api_call:
+                self._read_body()
+                self._log(method, path, 405, started)
+                self._reply(error_reply(405, "MethodNotAllowed", f"{method} is not allowed here", _ALLOW))
+            else:
+                fault = state.faults.next()
+                self._counting = (True, fault.kind)
+                self._call(fault, started)
+        finally:
+            self._count(None)
+
+    def _count(self, status: int | None) -> None:
+        """Count the request's outcome once, before the client can see it (so stats never lag)."""
+        if self._counting is not None:
+            api_call, fault = self._counting
+            self._counting = None
+            self.server.state.request_finished(api_call, status, fault)
 
     # --- the endpoint --------------------------------------------------------------------------
 
-    def _call(self, fault: Fault, started: float) -> int | None:
+    def _call(self, fault: Fault, started: float) -> None:
+        """Answer ``POST /v1/assistant/calls`` under ``fault``. Logs before answering, so logs never lag."""
         state = self.server.state
         if fault.kind == DROP_BEFORE_BODY:
             self._log("POST", API_PATH, None, started, fault, note="closed before reading the body")
             self._abort(reset=False)
-            return None
+            return
         raw = self._read_body()
         if isinstance(raw, Reply):
-            self._reply(raw)
             self._log("POST", API_PATH, raw.status, started, fault)
-            return raw.status
+            self._reply(raw)
+            return
         if fault.kind == ERROR_5XX:
             reply = error_reply(
                 fault.status,
@@ -204,21 +214,18 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
         elif fault.kind == STORM_429:
             reply = storm_reply(fault.seconds, state.retry_after_header)
         else:
-            reply = state.handle_call(
-                self.headers.get("Authorization"), self.headers.get("Content-Type"), raw
-            )
+            authorization, content_type = self.headers.get("Authorization"), self.headers.get("Content-Type")
+            reply = state.handle_call(authorization, content_type, raw)
         summary = describe_call(reply.record["body"]) if reply.record is not None else ""
         if fault.kind == RESET_AFTER_ACCEPT:
-            self._log(
-                "POST", API_PATH, None, started, fault, note=f"would answer {reply.status}; reset {summary}"
-            )
+            note = f"would answer {reply.status}, reset instead {summary}".rstrip()
+            self._log("POST", API_PATH, None, started, fault, note=note)
             self._abort(reset=True)
-            return None
+            return
         if fault.kind == LATENCY and fault.seconds > 0:
-            self.server.stopping.wait(fault.seconds)
-        self._reply(reply)
+            self.server.stopping.wait(fault.seconds)  # a stopping server does not keep clients waiting
         self._log("POST", API_PATH, reply.status, started, fault, note=summary)
-        return reply.status
+        self._reply(reply)
 
     def _read_body(self) -> bytes | Reply:
         """The whole body, or an error reply (the connection is then closed after answering)."""
@@ -246,10 +253,6 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
                 self.close_connection = True
                 return
             length -= len(chunk)
-
-    def _discard_body_and_reply(self, reply: Reply) -> None:
-        self._read_body()  # keeps the connection usable; on a bad length it is closed after answering
-        self._reply(reply)
 
     # --- controls ------------------------------------------------------------------------------
 
@@ -290,6 +293,7 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
     # --- low level -----------------------------------------------------------------------------
 
     def _reply(self, reply: Reply) -> None:
+        self._count(reply.status)
         payload = json.dumps(reply.body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         self.send_response_only(reply.status)
         self.send_header("Server", self.server_version)
@@ -306,6 +310,7 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
 
     def _abort(self, *, reset: bool) -> None:
         """Close the connection without answering; with ``reset`` the peer gets a TCP RST."""
+        self._count(None)
         self.close_connection = True
         try:
             if reset:

@@ -22,16 +22,17 @@ import yaml
 from openapi_core import OpenAPI
 from openapi_core.contrib.requests import RequestsOpenAPIRequest, RequestsOpenAPIResponse
 
+from airflow_provider_alta.sandbox import AltaSandbox, spec_path
+
 # The plugin's fixtures and marker, also when the package is not installed (no pytest11 entry point).
 from airflow_provider_alta.sandbox.pytest_plugin import (  # noqa: F401
     alta_sandbox,
     alta_sandbox_factory,
     pytest_configure,
 )
-from airflow_provider_alta.sandbox import AltaSandbox, spec_path
 from airflow_provider_alta.sandbox.server import API_PATH
 
-TOKEN = "integration-token"  # noqa: S105
+TOKEN = "integration-token"
 #: Statuses the sandbox may give although the spec does not declare them, and why.
 OUT_OF_SPEC = {
     405: "method other than POST",

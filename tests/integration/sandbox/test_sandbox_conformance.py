@@ -1,0 +1,92 @@
+"""Conformance to ``openapi.yaml`` itself: schemathesis fuzzing and openapi-core validation."""
+
+from __future__ import annotations
+
+import copy
+from collections import Counter
+from typing import Any
+
+import pytest
+import requests
+import yaml
+from hypothesis import HealthCheck, given, settings
+from openapi_core.validation.response.exceptions import InvalidData
+
+from airflow_provider_alta.sandbox import AltaSandbox, spec_path
+
+pytestmark = pytest.mark.integration
+
+schemathesis = pytest.importorskip("schemathesis", minversion="4.0")
+FUZZ_EXAMPLES = 100
+
+
+@pytest.fixture
+def fuzz_target(client) -> Any:
+    """A sandbox without rate limit, and the spec pointed at it (never at the production host)."""
+    with open(spec_path(), encoding="utf-8") as handle:
+        spec = yaml.safe_load(handle)
+    with AltaSandbox(token="fuzz-token", rate_limit=None) as sandbox:
+        spec = copy.deepcopy(spec)
+        spec["servers"] = [{"url": sandbox.url}]
+        schema = schemathesis.openapi.from_dict(spec)
+        yield sandbox, schema["/assistant/calls"]["POST"]
+
+
+@pytest.mark.parametrize("mode", ["positive", "negative"])
+def test_schemathesis_fuzz(fuzz_target, client, mode) -> None:
+    sandbox, operation = fuzz_target
+    auth = {"Authorization": "Bearer fuzz-token"}
+    seen: Counter[int] = Counter()
+
+    @given(case=operation.as_strategy(generation_mode=schemathesis.GenerationMode(mode)))
+    @settings(
+        max_examples=FUZZ_EXAMPLES,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        suppress_health_check=list(HealthCheck),
+    )
+    def fuzz(case: Any) -> None:
+        # ``client`` validates each answer with openapi-core; schemathesis runs its own checks too
+        # (status codes, content types, response schemas, data acceptance/rejection, ignored auth).
+        response = case.call(base_url=sandbox.url, session=client, headers=auth, timeout=10)
+        case.validate_response(response, headers=auth, transport_kwargs={"session": client})
+        seen[response.status_code] += 1
+        if mode == "positive":
+            assert response.status_code == 200, response.text
+        else:
+            assert response.status_code in (200, 400, 401), response.text
+
+    fuzz()
+    assert sum(seen.values()) >= 10
+    stats = sandbox.stats()
+    assert stats["accepted"] == len(sandbox.calls())
+    assert set(stats["responses"]) <= {"200", "400", "401"}
+    if mode == "negative":
+        assert seen[400] > 0
+
+
+def test_every_declared_status_is_validated(client, conformance, headers, body) -> None:
+    before = Counter(conformance.validated)
+    with AltaSandbox(token="integration-token", rate_limit="1/60") as sandbox:
+        client.post(sandbox.calls_url, json=body, headers=headers)  # 200
+        client.post(sandbox.calls_url, json=body, headers=headers)  # 429 with Retry-After
+        sandbox.configure(retry_after_header=False)
+        client.post(sandbox.calls_url, json=body, headers=headers)  # 429 without
+        client.post(sandbox.calls_url, json=body)  # 401
+        sandbox.configure(rate_limit=None)
+        client.post(sandbox.calls_url, json={}, headers=headers)  # 400
+    gained = Counter(conformance.validated)
+    gained.subtract(before)
+    assert gained == Counter({200: 1, 429: 2, 401: 1, 400: 1})
+
+
+def test_the_validator_is_not_vacuous(sandbox, conformance, headers, body) -> None:
+    response = requests.post(sandbox.calls_url, json=body, timeout=10)
+    assert response.status_code == 401
+    response._content = b'{"error": "Unauthorized"}'  # no "message": breaks the spec's Error schema
+    with pytest.raises(InvalidData):
+        conformance.check(response)
+    response.status_code = 418
+    with pytest.raises(AssertionError, match="neither in the spec"):
+        conformance.check(response)
