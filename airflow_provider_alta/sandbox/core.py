@@ -15,6 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from airflow_provider_alta.sandbox.faults import FAULT_KINDS, OK, FaultPlan
@@ -105,7 +106,13 @@ class SandboxState:
                 return self._fingerprints[token]
         return None
 
-    def handle_call(self, authorization: str | None, content_type: str | None, raw: bytes) -> Reply:
+    def handle_call(
+        self,
+        authorization: str | None,
+        content_type: str | None,
+        raw: bytes,
+        received_at: datetime | None = None,
+    ) -> Reply:
         """Answer one ``POST /assistant/calls`` whose body has been read in full."""
         fingerprint = self.authenticate(authorization)
         if fingerprint is None:
@@ -125,7 +132,7 @@ class SandboxState:
         errors = validate_call(body)
         if errors:
             return error_reply(400, "ValidationError", validation_message(errors))
-        record = self.journal.append(body, fingerprint, new_call_id())
+        record = self.journal.append(body, fingerprint, new_call_id(), received_at)
         return Reply(200, {"id": record["id"], "status": "queued"}, record=record)
 
     # --- statistics ----------------------------------------------------------------------------

@@ -40,11 +40,14 @@ class Journal:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = self.path.open("a", encoding="utf-8")
 
-    def append(self, body: Any, fingerprint: str, call_id: str | None = None) -> dict[str, Any]:
-        """Record one accepted call and return its record."""
+    def append(
+        self, body: Any, fingerprint: str, call_id: str | None = None, received_at: datetime | None = None
+    ) -> dict[str, Any]:
+        """Record one accepted call (``received_at``: its arrival, default now) and return its record."""
+        arrival = received_at or datetime.now(timezone.utc)
         record = {
             "id": call_id or new_call_id(),
-            "received_at": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
+            "received_at": arrival.astimezone(timezone.utc).isoformat(timespec="microseconds"),
             "token_fingerprint": fingerprint,
             "body": body,
         }

@@ -9,6 +9,7 @@ import socket
 import struct
 import threading
 import time
+from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
@@ -120,6 +121,7 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
     sys_version = ""
     server: SandboxHTTPServer
     _counting: tuple[bool, str] | None = None
+    _arrived: datetime | None = None
 
     def setup(self) -> None:
         """Apply the idle timeout and disable Nagle (answers are small)."""
@@ -164,6 +166,7 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
             self._control(method, path[len(CONTROL_PREFIX) :].rstrip("/"))
             return
         started = time.perf_counter()
+        self._arrived = datetime.now(timezone.utc)
         state = self.server.state
         api_call = path == API_PATH and method == "POST"
         state.request_started(api_call)
@@ -215,7 +218,7 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
             reply = storm_reply(fault.seconds, state.retry_after_header)
         else:
             authorization, content_type = self.headers.get("Authorization"), self.headers.get("Content-Type")
-            reply = state.handle_call(authorization, content_type, raw)
+            reply = state.handle_call(authorization, content_type, raw, self._arrived)
         summary = describe_call(reply.record["body"]) if reply.record is not None else ""
         if fault.kind == RESET_AFTER_ACCEPT:
             note = f"would answer {reply.status}, reset instead {summary}".rstrip()

@@ -7,6 +7,7 @@ import logging
 import socket
 import threading
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -351,7 +352,10 @@ def test_journal_file_is_flushed_per_call_and_matches_calls(sandbox, client, hea
     for index in range(3):
         call = {**body, "name": f"Person {index} Zoë", "phoneNumber": f"+1202555014{index}"}
         sent.append(call)
+        before = datetime.now(timezone.utc)
         answer = client.post(sandbox.calls_url, json=call, headers=headers).json()
+        after = datetime.now(timezone.utc)
+        assert before <= datetime.fromisoformat(sandbox.calls()[-1]["received_at"]) <= after
         lines = path.read_text("utf-8").splitlines()  # read while the server runs: already flushed
         assert len(lines) == index + 1
         assert json.loads(lines[-1])["id"] == answer["id"]

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from airflow_provider_alta.sandbox.core import SandboxState
 from airflow_provider_alta.sandbox.faults import FaultPlan
-from airflow_provider_alta.sandbox.journal import token_fingerprint
+from airflow_provider_alta.sandbox.journal import Journal, token_fingerprint
 from airflow_provider_alta.sandbox.ratelimit import RateLimit
 
 TOKEN = "unit-token"
@@ -166,3 +167,12 @@ def test_configure() -> None:
         state.configure(rate_limit=5)
     with pytest.raises(ValueError, match="invalid rate limit"):
         state.configure(rate_limit="fast")
+
+
+def test_an_empty_file_journal_is_used(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "j.jsonl")  # empty, so falsy: must still be the one used
+    state = make(journal=journal)
+    assert state.journal is journal
+    state.handle_call(AUTH, JSON, BODY)
+    journal.close()
+    assert len((tmp_path / "j.jsonl").read_text("utf-8").splitlines()) == 1

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -88,6 +88,12 @@ def test_file_journal_writes_and_flushes_each_line(tmp_path: Path) -> None:
         journal.close()
     journal.close()  # idempotent
     assert journal.records() == [third]
+
+
+def test_received_at_is_the_given_arrival_in_utc() -> None:
+    arrival = datetime(2030, 1, 2, 3, 4, 5, 6, tzinfo=timezone(timedelta(hours=2)))
+    record = Journal().append({}, "sha256:1", received_at=arrival)
+    assert record["received_at"] == "2030-01-02T01:04:05.000006+00:00"
 
 
 def test_file_journal_appends_to_an_existing_file(tmp_path: Path) -> None:
