@@ -10,10 +10,10 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
-from airflow_provider_alta.sandbox import AltaSandbox
 from airflow_provider_alta.sandbox.core import DEFAULT_MAX_BODY_BYTES, DEFAULT_TOKEN
 from airflow_provider_alta.sandbox.faults import FAULT_KINDS, FaultPlan
 from airflow_provider_alta.sandbox.ratelimit import RateLimit
+from airflow_provider_alta.sandbox.runtime import AltaSandbox
 
 
 def build_parser() -> argparse.ArgumentParser:

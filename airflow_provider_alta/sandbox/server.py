@@ -48,7 +48,7 @@ class SandboxHTTPServer(ThreadingHTTPServer):
     request_queue_size = 256
     block_on_close = False
 
-    def __init__(self, address: tuple[str, int], state: SandboxState, *, idle_timeout: float = 30.0) -> None:
+    def __init__(self, address: tuple[str, int], state: SandboxState, *, idle_timeout: float = 120.0) -> None:
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self.state = state
         self.idle_timeout = idle_timeout
