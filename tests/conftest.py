@@ -9,7 +9,6 @@ if "AIRFLOW_HOME" not in os.environ or os.environ.get("ALTA_TESTS_KEEP_AIRFLOW_H
     _home = tempfile.mkdtemp(prefix="alta-tests-airflow-home-")
     os.environ["AIRFLOW_HOME"] = _home
     os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
-    os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "True"
     os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", os.path.join(_home, "dags"))
     import atexit
     import shutil

@@ -59,7 +59,7 @@ class TriggerAssistantCallOperator(BaseOperator):
     :param alta_conn_id: the Alta connection.
     :param default_region: country for numbers without ``+country`` (default: the connection's).
     :param calling_hours: the local window, e.g. ``"08:00-21:00"`` (default), ``"09:00-17:00 mon-fri"``,
-        a dict or ``CallingHours``; ``False`` turns the check off.
+        a dict or ``CallingHours``; ``False`` or ``"off"`` turns the check off.
     :param outside_calling_hours: ``"defer"`` (wait in the triggerer), ``"skip"`` or ``"fail"``.
     :param dry_run: validate and log the masked payload, place no call.
     :param include_phone_in_xcom: put the raw phone number in the XCom result (masked by default).
@@ -188,7 +188,7 @@ class TriggerAssistantCallOperator(BaseOperator):
         return self._result(call, "placed", response=self._scrub(response, call))
 
     def _window(self, call: AssistantCall) -> WindowDecision | None:
-        if self.calling_hours is False:
+        if self.calling_hours is False or self.calling_hours == "off":
             return None
         from airflow_provider_alta.calling_hours import decide
 
