@@ -1,8 +1,8 @@
 """Fixtures for the sandbox's integration tests: real loopback HTTP, every answer checked against the spec.
 
 ``conformance`` validates each response of ``POST /v1/assistant/calls`` with openapi-core against
-the bundled ``openapi.yaml``; the ``client`` session runs it on every response it receives, so
-every test that uses ``client`` proves conformance as a side effect. Statuses the spec does not
+the bundled ``openapi.yaml``. An autouse fixture runs it on every response ``requests`` receives in
+these tests, so every test proves conformance as a side effect. Statuses the spec does not
 declare are allowed only when they are deliberate (see ``OUT_OF_SPEC``) and must still have
 Alta's error shape.
 """
@@ -104,11 +104,24 @@ def conformance() -> Conformance:
     return _CONFORMANCE
 
 
+@pytest.fixture(autouse=True)
+def _validate_every_answer(monkeypatch: pytest.MonkeyPatch, conformance: Conformance) -> None:
+    """Check every answer any ``requests`` call in these tests receives (sessions, ``requests.post``,
+    schemathesis' calls, answers of the CLI's server process) against the spec."""
+    send = requests.Session.send
+
+    def checked_send(self: requests.Session, request: requests.PreparedRequest, **kwargs: Any) -> Any:
+        response = send(self, request, **kwargs)
+        conformance.check(response)
+        return response
+
+    monkeypatch.setattr(requests.Session, "send", checked_send)
+
+
 @pytest.fixture
-def client(conformance: Conformance) -> Iterator[requests.Session]:
-    """A keep-alive session whose every response is validated against the spec."""
+def client() -> Iterator[requests.Session]:
+    """A keep-alive session (its answers are validated like all others)."""
     session = requests.Session()
-    session.hooks["response"].append(lambda response, *args, **kwargs: conformance.check(response))
     try:
         yield session
     finally:

@@ -259,3 +259,13 @@ def test_factory_starts_several(alta_sandbox_factory) -> None:
     assert first.port != second.port
     assert first.journal_path != second.journal_path
     assert second.stats()["rate_limit"] is None
+
+
+def test_console_script_when_installed() -> None:
+    script = Path(sys.executable).with_name("alta-sandbox")
+    if not script.exists():
+        pytest.skip("the package is not installed in this environment (no alta-sandbox script)")
+    result = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0
+    assert "--rate-limit" in result.stdout
+    assert "--no-retry-after" in result.stdout
