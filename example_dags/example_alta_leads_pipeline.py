@@ -42,9 +42,14 @@ def example_alta_leads_pipeline() -> None:
         with open(params["leads_csv"], newline="") as f:
             return list(csv.DictReader(f))
 
-    @task(multiple_outputs=True)
-    def clean(rows: list[dict[str, str]], params: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Keep consented leads, validate them with the provider's model, dedupe by E.164 number."""
+    @task
+    def clean(
+        rows: list[dict[str, str]], params: dict[str, Any] | None = None, ti: Any = None
+    ) -> list[dict[str, Any]]:
+        """Keep consented leads, validate them with the provider's model, dedupe by E.164 number.
+
+        Returns the leads to call; the others are pushed as XCom ``rejected``, each with its reason.
+        """
         from airflow_provider_alta.exceptions import AltaValidationError
         from airflow_provider_alta.payload import build_call
 
@@ -80,9 +85,10 @@ def example_alta_leads_pipeline() -> None:
         for item in rejected:
             log.info("Not calling lead %s: %s", item["lead_id"], item["reason"])
         log.info("%d leads to call, %d not called", len(prospects), len(rejected))
-        return {"prospects": prospects, "rejected": rejected}
+        ti.xcom_push(key="rejected", value=rejected)
+        return prospects
 
-    cleaned = clean(extract())
+    prospects = clean(extract())
     calls = TriggerAssistantCallOperator.partial(
         task_id="call_lead",
         assistant_id="{{ params.assistant_id }}",
@@ -92,13 +98,12 @@ def example_alta_leads_pipeline() -> None:
         pool="alta_api",
         retries=2,
         retry_delay=datetime.timedelta(seconds=30),
-    ).expand(prospect=cleaned["prospects"])
+    ).expand(prospect=prospects)
 
     @task(trigger_rule="all_done")
-    def summary(
-        results: Any, rejected: list[dict[str, Any]], prospects: list[dict[str, Any]]
-    ) -> dict[str, int]:
+    def summary(results: Any, prospects: list[dict[str, Any]], ti: Any = None) -> dict[str, int]:
         """Count outcomes: every lead ends up placed, skipped or failed, or rejected before calling."""
+        rejected = ti.xcom_pull(task_ids="clean", key="rejected") or []
         placed = [r for r in results if r and r.get("status") == "placed"]
         counts = {
             "leads": len(prospects) + len(rejected),
@@ -109,7 +114,7 @@ def example_alta_leads_pipeline() -> None:
         log.info("Alta campaign summary: %s", counts)
         return counts
 
-    summary(calls.output, cleaned["rejected"], cleaned["prospects"])
+    summary(calls.output, prospects)
 
 
 example_alta_leads_pipeline()

@@ -1,9 +1,14 @@
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
+from airflow_env import AirflowEnv
 from loopback import Behaviour, RawServer
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -19,3 +24,16 @@ def raw_server() -> Iterator[Callable[..., RawServer]]:
     yield start
     for server in servers:
         server.close()
+
+
+@pytest.fixture(scope="session")
+def airflow_env(tmp_path_factory: pytest.TempPathFactory) -> AirflowEnv:
+    home = tmp_path_factory.mktemp("airflow-home")
+    dags = home / "dags"
+    shutil.copytree(REPO / "example_dags", dags)
+    for dag_file in (Path(__file__).parent / "dags").glob("*.py"):
+        shutil.copy(dag_file, dags)
+    env = AirflowEnv(home, dags)
+    env.airflow("db", "migrate")
+    env.airflow("pools", "set", "alta_api", "4", "Alta API: 100 calls/min per token")
+    return env

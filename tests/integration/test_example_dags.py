@@ -1,0 +1,127 @@
+"""Every example DAG parses, and runs end to end with `airflow dags test` against the sandbox."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from airflow_env import AirflowEnv
+
+pytestmark = pytest.mark.integration
+
+TOKEN = "sandbox-example-token"
+EXAMPLE_DAGS = {
+    "example_alta_single_call",
+    "example_alta_leads_pipeline",
+    "example_alta_new_leads_producer",
+    "example_alta_call_new_leads",
+}
+PARSE = """
+import json, sys
+try:
+    from airflow.dag_processing.dagbag import DagBag
+except ImportError:
+    from airflow.models.dagbag import DagBag
+bag = DagBag(sys.argv[1])
+print(json.dumps({"errors": {k: str(v) for k, v in bag.import_errors.items()}, "dags": sorted(bag.dag_ids)}))
+"""
+
+
+@pytest.fixture
+def sandbox(alta_sandbox_factory):
+    return alta_sandbox_factory(token=TOKEN, rate_limit=None)
+
+
+def conn(sandbox) -> str:
+    return json.dumps({"conn_type": "alta", "password": TOKEN, "host": sandbox.url})
+
+
+def dags_test(env: AirflowEnv, sandbox, dag_id: str, conf: dict | None = None, check: bool = True):
+    args = ["dags", "test", dag_id]
+    if conf is not None:
+        args += ["-c", json.dumps(conf)]
+    return env.airflow(
+        *args, check=check, AIRFLOW_CONN_ALTA_DEFAULT=conn(sandbox), AIRFLOW_VAR_ALTA_CALLING_HOURS="off"
+    )
+
+
+def bodies(sandbox) -> list[dict]:
+    return [c["body"] for c in sandbox.calls()]
+
+
+def test_every_example_parses_without_errors(airflow_env: AirflowEnv):
+    out = subprocess.run(
+        [sys.executable, "-c", PARSE, str(airflow_env.dags)],
+        env=airflow_env.env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    parsed = json.loads(out.strip().splitlines()[-1])
+    assert parsed["errors"] == {}
+    assert set(parsed["dags"]) >= EXAMPLE_DAGS
+
+
+def test_single_call_example(airflow_env: AirflowEnv, sandbox):
+    dags_test(
+        airflow_env, sandbox, "example_alta_single_call", {"calling_hours": "off", "notes": "{{ 1 + 1 }}"}
+    )
+    (body,) = bodies(sandbox)
+    assert body["assistantId"] == "asst_demo"
+    assert body["name"] == "Ada Lovelace"
+    assert body["phoneNumber"] == "+12025550143"
+    assert body["timezone"] == "America/New_York"
+    assert body["data"]["source"] == "airflow"
+    assert body["data"]["run_id"].startswith("manual__")
+
+
+def test_leads_pipeline_calls_every_valid_lead_exactly_once(airflow_env: AirflowEnv, sandbox):
+    dags_test(airflow_env, sandbox, "example_alta_leads_pipeline", {"calling_hours": "off"})
+    received = bodies(sandbox)
+    numbers = sorted(b["phoneNumber"] for b in received)
+    assert numbers == sorted(
+        [
+            "+12025550143",  # L001 (L010 is its duplicate)
+            "+12025550178",  # L002, national format normalised with the US region
+            "+442079460123",  # L003
+            "+12135550100",  # L004
+            "+13125550199",  # L005
+            "+61491570156",  # L006
+            "+442079460456",  # L007, no timezone: derived from the number
+            "+14155550134",  # L008
+            "+61255500123",  # L014
+        ]
+    )
+    by_number = {b["phoneNumber"]: b for b in received}
+    assert by_number["+12025550143"]["data"] == {"lead_id": "L001", "plan": "pro"}
+    assert "email" not in by_number["+13125550199"]
+    assert {b["assistantId"] for b in received} == {"asst_demo"}
+
+
+def test_asset_triggered_example(airflow_env: AirflowEnv, sandbox):
+    dags_test(airflow_env, sandbox, "example_alta_new_leads_producer")
+    dags_test(airflow_env, sandbox, "example_alta_call_new_leads")
+    assert sorted(b["phoneNumber"] for b in bodies(sandbox)) == ["+12025550161", "+442079460999"]
+
+
+def test_upstream_values_are_never_rendered(airflow_env: AirflowEnv, sandbox):
+    dags_test(airflow_env, sandbox, "alta_test_literal_mapping")
+    received = {b["phoneNumber"]: b for b in bodies(sandbox)}
+    assert set(received) == {"+12025550101", "+12025550102", "+12025550103"}
+    assert received["+12025550101"]["name"] == "{{ conn.alta_default.password }}"
+    assert received["+12025550101"]["data"] == {"note": "{{ 6 * 7 }}"}
+    assert received["+12025550102"]["name"] == "{{ conn.alta_default.password }}"
+    assert received["+12025550102"]["email"] == "{{ds}}@example.com"
+    assert received["+12025550103"]["data"] == {"note": "{{ 6 * 7 }}"}
+    # The DAG author's own template in partial() is still rendered.
+    assert {b["assistantId"] for b in received.values()} == {"asst_param"}
+
+
+def test_a_payload_carrying_the_token_is_refused(airflow_env: AirflowEnv, sandbox):
+    result = dags_test(airflow_env, sandbox, "alta_test_secret_guard", check=False)
+    assert bodies(sandbox) == []
+    output = result.stdout + result.stderr
+    assert "refusing to send" in output
+    assert TOKEN not in output
