@@ -4,15 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-
-def mask_phone(value: object) -> str:
-    """Keep the first five and last four characters of a number: ``+12025550143`` -> ``+1202***0143``."""
-    text = "" if value is None else str(value)
-    if len(text) >= 10:
-        return f"{text[:5]}***{text[-4:]}"
-    if len(text) > 4:
-        return f"***{text[-2:]}"
-    return "***"
+from airflow_provider_alta.masking import mask_phone
 
 
 def describe_call(body: Any) -> str:
