@@ -77,9 +77,7 @@ def report(sandbox: AltaSandbox, output: str, states: Counter[str]) -> None:
     for lead, reason in rejected.items():
         print(f"      {lead}: {reason}")
     stats = sandbox.stats()
-    print(
-        f"\nSandbox answers by status: {stats['responses']}; most calls in flight at once: {stats['max_in_flight']}"
-    )
+    print(f"\nSandbox answers by status: {stats['responses']}; most in flight: {stats['max_in_flight']}")
 
 
 def call_states(env: dict[str, str], output: str) -> Counter[str]:
