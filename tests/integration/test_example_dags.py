@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import subprocess
 import sys
+import time
 
 import pytest
 from airflow_env import AirflowEnv
@@ -125,3 +127,22 @@ def test_a_payload_carrying_the_token_is_refused(airflow_env: AirflowEnv, sandbo
     output = result.stdout + result.stderr
     assert "refusing to send" in output
     assert TOKEN not in output
+
+
+def test_a_call_outside_the_window_defers_and_is_placed_when_it_opens(airflow_env: AirflowEnv, sandbox):
+    now = datetime.datetime.now(datetime.timezone.utc)
+    # At least 45 s ahead, so that the window is still closed when `airflow dags test` reaches the task.
+    start = (now + datetime.timedelta(seconds=105)).replace(second=0, microsecond=0)
+    if start.hour == 23 and start.minute >= 57:  # keep the window inside one day
+        time.sleep((start.replace(hour=0, minute=1) + datetime.timedelta(days=1) - now).total_seconds())
+        start = datetime.datetime.now(datetime.timezone.utc).replace(second=0, microsecond=0)
+        start += datetime.timedelta(minutes=1)
+    end = start + datetime.timedelta(minutes=2)
+    window = f"{start:%H:%M}-{end:%H:%M}"
+    result = dags_test(
+        airflow_env, sandbox, "alta_test_deferral", {"calling_hours": window, "timezone": "UTC"}
+    )
+    (call,) = sandbox.calls()
+    received = datetime.datetime.fromisoformat(call["received_at"].replace("Z", "+00:00"))
+    assert start <= received < end
+    assert "deferring until then" in result.stdout + result.stderr

@@ -45,3 +45,23 @@ def alta_test_secret_guard() -> None:
 
 alta_test_literal_mapping()
 alta_test_secret_guard()
+
+
+@dag(
+    schedule=None,
+    start_date=datetime.datetime(2026, 1, 1),
+    catchup=False,
+    params={"calling_hours": "08:00-21:00", "timezone": "UTC"},
+)
+def alta_test_deferral() -> None:
+    TriggerAssistantCallOperator(
+        task_id="deferred_call",
+        assistant_id="asst_1",
+        name="Deferred Until Open",
+        phone_number="+12025550105",
+        timezone="{{ params.timezone }}",
+        calling_hours="{{ params.calling_hours }}",
+    )
+
+
+alta_test_deferral()
