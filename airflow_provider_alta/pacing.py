@@ -1,0 +1,71 @@
+"""Pacing calls under Alta's rate limit. Pure Python: no Airflow.
+
+A :class:`Pacer` spreads one task's calls evenly (no bursts that draw 429s); a shared limiter
+(:mod:`airflow_provider_alta.shared_limiter`) caps the aggregate over every process on one token.
+Both satisfy :class:`Gate`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+DEFAULT_MARGIN = 0.01
+
+
+class Gate(Protocol):
+    """Something a call must pass before it is sent."""
+
+    def acquire(self) -> float:
+        """Block until the next call may go; return the seconds waited."""
+        ...
+
+
+class Pacer:
+    """Even spacing at ``calls_per_minute``, slowed by ``margin`` so jitter never tips a window over.
+
+    Slots are scheduled from the previous slot, not from when ``acquire`` returned, so a slow
+    call does not lower the rate, and an idle pacer does not save up a burst.
+    """
+
+    def __init__(
+        self,
+        calls_per_minute: float,
+        *,
+        margin: float = DEFAULT_MARGIN,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if calls_per_minute <= 0:
+            raise ValueError(f"calls_per_minute must be positive, got {calls_per_minute!r}")
+        if not 0 <= margin < 1:
+            raise ValueError(f"margin must be in [0, 1), got {margin!r}")
+        self.calls_per_minute = calls_per_minute
+        self.interval = 60.0 / calls_per_minute / (1 - margin)
+        self._clock = clock
+        self._sleep = sleep
+        self._next: float | None = None
+        self._lock = threading.Lock()
+
+    def wait_time(self) -> float:
+        """Seconds until the next slot, without taking it."""
+        return 0.0 if self._next is None else max(0.0, self._next - self._clock())
+
+    def acquire(self) -> float:
+        with self._lock:
+            now = self._clock()
+            slot = now if self._next is None else max(now, self._next)
+            self._next = slot + self.interval
+        wait = slot - now
+        if wait > 0:
+            self._sleep(wait)
+        return wait
+
+
+def per_task_rate(calls_per_minute: float, pool_slots: int) -> float:
+    """The share of a token's rate for one of ``pool_slots`` tasks that run at once."""
+    if pool_slots < 1:
+        raise ValueError(f"pool_slots must be at least 1, got {pool_slots!r}")
+    return calls_per_minute / pool_slots
