@@ -6,12 +6,7 @@ from collections.abc import Mapping, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import (
-    AirflowFailException,
-    AirflowSkipException,
-    BaseOperator,
-    literal,
-)
+from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSkipException, BaseOperator
 from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_3_PLUS
 
 from airflow_provider_alta.exceptions import (
@@ -21,23 +16,23 @@ from airflow_provider_alta.exceptions import (
     AltaValidationError,
 )
 from airflow_provider_alta.masking import mask_email, mask_phone
+from airflow_provider_alta.operators import _common
+from airflow_provider_alta.operators._common import (
+    calling_hours,
+    datetime_trigger,
+    keep_mapped_values_literal,
+)
 from airflow_provider_alta.payload import AssistantCall, build_call, merge_record
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
-    from airflow_provider_alta.calling_hours import CallingHours, WindowDecision
+    from airflow_provider_alta.calling_hours import WindowDecision
     from airflow_provider_alta.hooks.alta import AltaHook
 
 OUTSIDE_CALLING_HOURS = ("defer", "skip", "fail")
 _PAYLOAD_FIELDS = ("assistant_id", "name", "phone_number", "email", "timezone", "data", "call_transfer")
 _NOT_RETRYABLE = (AltaValidationError, AltaAuthenticationError, AltaConfigurationError)
-
-
-def _now() -> Any:
-    import pendulum
-
-    return pendulum.now("UTC")
 
 
 class TriggerAssistantCallOperator(BaseOperator):
@@ -116,23 +111,7 @@ class TriggerAssistantCallOperator(BaseOperator):
         # ``dry_run`` would shadow BaseOperator.dry_run(), which `airflow tasks test --dry-run` calls.
         self.is_dry_run = dry_run
         self.include_phone_in_xcom = include_phone_in_xcom
-        if getattr(self, "_BaseOperator__from_mapped", False):
-            self._keep_mapped_values_literal(raw_task_id)
-
-    def _keep_mapped_values_literal(self, task_id: str | None) -> None:
-        """Mark template fields that came from ``expand``/``expand_kwargs`` as literal data.
-
-        Airflow renders strings that ``expand_kwargs`` resolves from XCom (apache/airflow#38745);
-        only values the DAG author gave in ``partial()`` may be templates.
-        """
-        dag = self.dag if self.has_dag() else None  # type: ignore[no-untyped-call]
-        mapped = dag.task_dict.get(task_id) if dag is not None and task_id else None
-        partial = getattr(mapped, "partial_kwargs", None)
-        for field in self.template_fields:
-            value = getattr(self, field)
-            from_mapping = partial is None or value is not partial.get(field, object())
-            if from_mapping and isinstance(value, str | Mapping | list | tuple):
-                setattr(self, field, literal(value))
+        keep_mapped_values_literal(self, raw_task_id)
 
     @cached_property
     def hook(self) -> AltaHook:
@@ -188,19 +167,12 @@ class TriggerAssistantCallOperator(BaseOperator):
         return self._result(call, "placed", response=self._scrub(response, call))
 
     def _window(self, call: AssistantCall) -> WindowDecision | None:
-        if self.calling_hours is False or self.calling_hours == "off":
+        hours = calling_hours(self.calling_hours)
+        if hours is None:
             return None
         from airflow_provider_alta.calling_hours import decide
 
-        return decide(self._hours(), now=_now(), timezone=call.timezone, phone_e164=call.phone_number)
-
-    def _hours(self) -> CallingHours:
-        from airflow_provider_alta.calling_hours import CallingHours
-
-        try:
-            return CallingHours.parse(self.calling_hours)
-        except ValueError as exc:
-            raise AirflowFailException(str(exc)) from exc
+        return decide(hours, now=_common.now_utc(), timezone=call.timezone, phone_e164=call.phone_number)
 
     def _outside_window(self, decision: WindowDecision) -> None:
         if self.outside_calling_hours == "fail":
@@ -208,7 +180,7 @@ class TriggerAssistantCallOperator(BaseOperator):
         if self.outside_calling_hours == "skip" or decision.opens_at is None:
             raise AirflowSkipException(decision.reason)
         self.log.info("%s; deferring until then", decision.reason)
-        self.defer(trigger=_datetime_trigger(decision.opens_at), method_name="execute_complete")
+        self.defer(trigger=datetime_trigger(decision.opens_at), method_name="execute_complete")
 
     def _masked_payload(self, call: AssistantCall) -> dict[str, Any]:
         body = call.to_json()
@@ -238,11 +210,3 @@ class TriggerAssistantCallOperator(BaseOperator):
         if isinstance(value, list):
             return [self._scrub(v, call) for v in value]
         return value
-
-
-def _datetime_trigger(moment: Any) -> Any:
-    try:
-        from airflow.providers.standard.triggers.temporal import DateTimeTrigger
-    except ImportError:  # Airflow 2 without the standard provider
-        from airflow.triggers.temporal import DateTimeTrigger  # type: ignore[no-redef]
-    return DateTimeTrigger(moment=moment)

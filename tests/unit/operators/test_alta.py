@@ -15,7 +15,7 @@ from airflow_provider_alta.exceptions import (
     AltaRateLimitError,
     AltaValidationError,
 )
-from airflow_provider_alta.operators import alta as alta_module
+from airflow_provider_alta.operators import _common as common
 from airflow_provider_alta.operators.alta import TriggerAssistantCallOperator
 from airflow_provider_alta.operators.retry import decide_retry
 
@@ -41,7 +41,7 @@ def at(local: str, zone: str = "America/New_York"):
 @pytest.fixture
 def clock(monkeypatch):
     def set_now(moment):
-        monkeypatch.setattr(alta_module, "_now", lambda: moment)
+        monkeypatch.setattr(common, "now_utc", lambda: moment)
 
     return set_now
 
