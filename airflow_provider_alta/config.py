@@ -15,7 +15,7 @@ DEFAULT_BASE_URL = "https://api.altahq.com/v1"
 DEFAULT_TIMEOUT = (5.0, 30.0)
 DEFAULT_CALLS_PER_MINUTE = 100
 CALLS_PATH = "/assistant/calls"
-EXTRA_FIELDS = ("timeout", "default_region", "calls_per_minute")
+EXTRA_FIELDS = ("timeout", "default_region", "calls_per_minute", "rate_limiter_url")
 
 
 def is_loopback(hostname: str) -> bool:
@@ -110,6 +110,7 @@ class AltaSettings:
     timeout: tuple[float, float] = DEFAULT_TIMEOUT
     default_region: str | None = None
     calls_per_minute: int = DEFAULT_CALLS_PER_MINUTE
+    rate_limiter_url: str | None = None  # Redis URL of a limiter shared by every process on this token
 
     @property
     def calls_url(self) -> str:
@@ -146,4 +147,5 @@ def settings_from_fields(
         timeout=parse_timeout(field("timeout")),
         default_region=region,
         calls_per_minute=parse_calls_per_minute(field("calls_per_minute")),
+        rate_limiter_url=field("rate_limiter_url") or None,
     )

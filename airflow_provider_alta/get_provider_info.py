@@ -56,6 +56,11 @@ def get_provider_info() -> dict[str, Any]:
                         "description": "Alta's rate limit for this token. Default 100.",
                         "schema": {"type": ["integer", "null"], "default": 100, "minimum": 1},
                     },
+                    "rate_limiter_url": {
+                        "label": "Shared rate limiter (Redis URL)",
+                        "description": "Optional. Every task on this token shares one limit, e.g. redis://host:6379/0.",
+                        "schema": {"type": ["string", "null"]},
+                    },
                 },
             }
         ],

@@ -151,4 +151,9 @@ class AltaHook(BaseHook):
             "calls_per_minute": IntegerField(
                 lazy_gettext("Calls per minute"), widget=BS3TextFieldWidget(), default=100
             ),
+            "rate_limiter_url": StringField(
+                lazy_gettext("Shared rate limiter (Redis URL)"),
+                widget=BS3TextFieldWidget(),
+                description="Optional. Every task on this token shares one limit, e.g. redis://host:6379/0",
+            ),
         }

@@ -210,3 +210,8 @@ class TriggerAssistantCallOperator(BaseOperator):
         if isinstance(value, list):
             return [self._scrub(v, call) for v in value]
         return value
+
+
+from airflow_provider_alta.operators.batch import BatchTriggerAssistantCallsOperator  # noqa: E402
+
+__all__ = ["BatchTriggerAssistantCallsOperator", "TriggerAssistantCallOperator"]

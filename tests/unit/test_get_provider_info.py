@@ -29,7 +29,7 @@ def test_connection_type_entry():
     assert conn["connection-type"] == "alta"
     assert conn["hook-class-name"] == "airflow_provider_alta.hooks.alta.AltaHook"
     assert conn["hook-name"] == "Alta"
-    assert set(conn["conn-fields"]) == {"timeout", "default_region", "calls_per_minute"}
+    assert set(conn["conn-fields"]) == {"timeout", "default_region", "calls_per_minute", "rate_limiter_url"}
 
 
 def test_entry_point_resolves_to_get_provider_info():
