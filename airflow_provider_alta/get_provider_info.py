@@ -27,6 +27,9 @@ def get_provider_info() -> dict[str, Any]:
         "operators": [
             {"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_alta.operators.alta"]}
         ],
+        "triggers": [
+            {"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_alta.triggers.alta"]}
+        ],
         "connection-types": [
             {
                 "connection-type": "alta",

@@ -23,7 +23,6 @@ from airflow_provider_alta.masking import mask_phone
 from airflow_provider_alta.operators import _common
 from airflow_provider_alta.operators._common import (
     calling_hours,
-    datetime_trigger,
     keep_mapped_values_literal,
 )
 from airflow_provider_alta.payload import AssistantCall, build_call, merge_record
@@ -177,7 +176,19 @@ class BatchTriggerAssistantCallsOperator(BaseOperator):
         self, context: Context, event: Any = None, progress: Mapping[str, Any] | None = None
     ) -> dict[str, Any]:
         """Resume after waiting for calling windows or Alta's rate limit."""
-        return self._run(context, carried=progress)
+        if progress is None and isinstance(event, Mapping):
+            progress = event.get("progress")
+        if (
+            progress is None
+            and context.get("task_state_store") is None
+            and not self.allow_rerun_without_progress
+        ):
+            raise AirflowFailException(
+                "Refusing to resume this batch: its progress was lost on the way back from the "
+                "triggerer, so it cannot know whom it already called. Set allow_rerun_without_progress=True "
+                "to send again (may call people twice)."
+            )
+        return self._run(context, carried=progress or {})
 
     # --- orchestration -----------------------------------------------------------------------
 
@@ -191,8 +202,14 @@ class BatchTriggerAssistantCallsOperator(BaseOperator):
                 break
             if wait > self.defer_threshold:
                 self.log.info("Alta batch: %s; deferring until %s", self._counts(result), moment)
-                kwargs = {"progress": progress.data} if isinstance(progress, MemoryProgress) else {}
-                self.defer(trigger=datetime_trigger(moment), method_name="execute_complete", kwargs=kwargs)
+                from airflow_provider_alta.triggers.alta import ResumeAtTrigger
+
+                carried = progress.data if isinstance(progress, MemoryProgress) else None
+                self.defer(
+                    trigger=ResumeAtTrigger(moment, carried),
+                    method_name="execute_complete",
+                    kwargs={"progress": carried},
+                )
             self.log.info("Alta batch: waiting %.1f s (calling windows or rate limit)", wait)
             time.sleep(wait)
         return self._finish(context, result)

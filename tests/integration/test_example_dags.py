@@ -146,3 +146,12 @@ def test_a_call_outside_the_window_defers_and_is_placed_when_it_opens(airflow_en
     received = datetime.datetime.fromisoformat(call["received_at"].replace("Z", "+00:00"))
     assert start <= received < end
     assert "deferring until then" in result.stdout + result.stderr
+
+
+def test_a_batch_defers_through_a_long_429_and_resumes_without_resending(airflow_env: AirflowEnv, sandbox):
+    sandbox.set_faults(script=["ok", "ok", "ok", "429:20"])
+    result = dags_test(airflow_env, sandbox, "alta_test_batch_defer")
+    numbers = [b["phoneNumber"] for b in bodies(sandbox)]
+    assert sorted(numbers) == [f"+1202555{i:04d}" for i in range(100, 110)]  # each exactly once
+    assert sandbox.stats()["responses"] == {"200": 10, "429": 1}
+    assert "deferring until" in result.stdout + result.stderr

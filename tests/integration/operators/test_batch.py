@@ -185,3 +185,23 @@ def test_dry_run_streams_a_generator_and_sends_nothing(sandbox):
 def test_a_one_shot_iterator_is_refused():
     with pytest.raises(TypeError, match="callable"):
         batch(iter(leads(2)))
+
+
+def test_resuming_without_progress_and_without_a_store_refuses(sandbox):
+    with pytest.raises(AirflowFailException, match="Refusing to resume"):
+        batch(leads(2)).execute_complete({}, event={"moment": "x"})
+    assert sandbox.calls() == []
+
+
+def test_progress_also_rides_in_the_trigger_event(sandbox, monkeypatch):
+    now = pendulum.datetime(2026, 11, 24, 12, 0, tz="UTC")
+    monkeypatch.setattr(common, "now_utc", lambda: now)
+    task = batch([*leads(1, timezone="Europe/London"), *leads(1, start=200, timezone="America/New_York")])
+    task.calling_hours = "08:00-21:00"
+    with pytest.raises(TaskDeferred) as info:
+        task.execute({})
+    monkeypatch.setattr(common, "now_utc", lambda: now.add(hours=1))
+    _, trigger_kwargs = info.value.trigger.serialize()
+    summary = task.execute_complete({}, event={"progress": trigger_kwargs["progress"]})
+    assert summary["counts"] == {"called": 2}
+    assert journaled(sandbox) == Counter({"+12025550100": 1, "+12025550200": 1})

@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+import asyncio
+import datetime
+
+import pytest
+
+from airflow_provider_alta.triggers.alta import ResumeAtTrigger
+
+UTC = datetime.timezone.utc
+
+
+def test_serialize_round_trip():
+    moment = datetime.datetime(2026, 11, 24, 13, 0, tzinfo=UTC)
+    path, kwargs = ResumeAtTrigger(moment, {"alta:abc": {"state": "called"}}).serialize()
+    assert path == "airflow_provider_alta.triggers.alta.ResumeAtTrigger"
+    again = ResumeAtTrigger(**kwargs)
+    assert again.moment == moment
+    assert again.progress == {"alta:abc": {"state": "called"}}
+
+
+def test_fires_with_the_progress_once_the_moment_has_passed():
+    moment = datetime.datetime.now(UTC) + datetime.timedelta(milliseconds=200)
+    trigger = ResumeAtTrigger(moment, {"k": {"state": "called"}})
+
+    async def first_event():
+        return await trigger.run().__anext__()
+
+    event = asyncio.run(first_event())
+    assert datetime.datetime.now(UTC) >= moment
+    assert event.payload == {"moment": moment.isoformat(), "progress": {"k": {"state": "called"}}}
+
+
+def test_naive_moments_are_refused():
+    with pytest.raises(ValueError, match="timezone-aware"):
+        ResumeAtTrigger(datetime.datetime(2026, 1, 1))
