@@ -34,6 +34,11 @@ def keep_mapped_values_literal(task: BaseOperator, task_id: str | None) -> None:
             setattr(task, name, literal(value))
 
 
+def unwrap_literal(value: Any) -> Any:
+    """The value inside ``literal(...)``, for code paths that run before Airflow renders fields."""
+    return value.value if type(value) is type(literal(None)) else value
+
+
 def calling_hours(value: Any) -> CallingHours | None:
     """Parse an operator's ``calling_hours``; ``None`` when the check is off."""
     if value in CALLING_HOURS_OFF:

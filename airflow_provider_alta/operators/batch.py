@@ -6,7 +6,13 @@ import time
 from collections.abc import Callable, Collection, Hashable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, BaseOperator
+from airflow.providers.common.compat.sdk import (
+    AirflowException,
+    AirflowFailException,
+    BaseOperator,
+    XComArg,
+    literal,
+)
 
 from airflow_provider_alta.bulk import (
     FAILURES,
@@ -24,6 +30,7 @@ from airflow_provider_alta.operators import _common
 from airflow_provider_alta.operators._common import (
     calling_hours,
     keep_mapped_values_literal,
+    unwrap_literal,
 )
 from airflow_provider_alta.payload import AssistantCall, build_call, merge_record
 
@@ -136,7 +143,8 @@ class BatchTriggerAssistantCallsOperator(BaseOperator):
             )
         if concurrent_tasks < 1:
             raise ValueError("concurrent_tasks must be at least 1")
-        self.prospects = prospects
+        # Resolved if it is an XComArg; otherwise kept as it is: never rendered, never called as a template.
+        self.prospects = prospects if isinstance(prospects, XComArg) else literal(prospects)
         self.field_map = field_map
         self.assistant_id = assistant_id
         self.data = data
@@ -328,8 +336,9 @@ class BatchTriggerAssistantCallsOperator(BaseOperator):
         return number if self.include_phone_in_xcom else mask_phone(number)
 
     def _records(self) -> Iterable[Any]:
-        source = self.prospects
-        return source() if callable(source) else source
+        source = unwrap_literal(self.prospects)
+        records: Iterable[Any] = source() if callable(source) else source
+        return records
 
     # --- reporting -----------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ EXAMPLE_DAGS = {
     "example_alta_leads_pipeline",
     "example_alta_new_leads_producer",
     "example_alta_call_new_leads",
+    "example_alta_bulk_campaign",
 }
 PARSE = """
 import json, sys
@@ -82,24 +83,32 @@ def test_single_call_example(airflow_env: AirflowEnv, sandbox):
 def test_leads_pipeline_calls_every_valid_lead_exactly_once(airflow_env: AirflowEnv, sandbox):
     dags_test(airflow_env, sandbox, "example_alta_leads_pipeline", {"calling_hours": "off"})
     received = bodies(sandbox)
-    numbers = sorted(b["phoneNumber"] for b in received)
-    assert numbers == sorted(
-        [
-            "+12025550143",  # L001 (L010 is its duplicate)
-            "+12025550178",  # L002, national format normalised with the US region
-            "+442079460123",  # L003
-            "+12135550100",  # L004
-            "+13125550199",  # L005
-            "+61491570156",  # L006
-            "+442079460456",  # L007, no timezone: derived from the number
-            "+14155550134",  # L008
-            "+61255500123",  # L014
-        ]
-    )
+    assert sorted(b["phoneNumber"] for b in received) == sorted(LEADS_PIPELINE_NUMBERS)
     by_number = {b["phoneNumber"]: b for b in received}
     assert by_number["+12025550143"]["data"] == {"lead_id": "L001", "plan": "pro"}
     assert "email" not in by_number["+13125550199"]
     assert {b["assistantId"] for b in received} == {"asst_demo"}
+
+
+LEADS_PIPELINE_NUMBERS = [
+    "+12025550143",  # L001 (L010 is its duplicate)
+    "+12025550178",  # L002, national format normalised with the US region
+    "+442079460123",  # L003
+    "+12135550100",  # L004
+    "+13125550199",  # L005
+    "+61491570156",  # L006
+    "+442079460456",  # L007, no timezone: derived from the number
+    "+14155550134",  # L008
+    "+61255500123",  # L014
+]
+
+
+def test_bulk_campaign_example(airflow_env: AirflowEnv, sandbox):
+    dags_test(airflow_env, sandbox, "example_alta_bulk_campaign", {"calling_hours": "off"})
+    received = bodies(sandbox)
+    assert sorted(b["phoneNumber"] for b in received) == sorted(LEADS_PIPELINE_NUMBERS)
+    assert {b["data"]["campaign"] for b in received} == {"sample"}
+    assert {b["data"]["lead_id"] for b in received} == {f"L{n:03d}" for n in (1, 2, 3, 4, 5, 6, 7, 8, 14)}
 
 
 def test_asset_triggered_example(airflow_env: AirflowEnv, sandbox):
