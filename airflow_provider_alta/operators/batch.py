@@ -125,7 +125,7 @@ class BatchTriggerAssistantCallsOperator(BaseOperator):
         max_failures: int | None = None,
         max_failure_ratio: float | None = None,
         defer_threshold: float = 60.0,
-        progress_interval: float = 10.0,
+        progress_interval: float = 5.0,
         dry_run: bool = False,
         include_phone_in_xcom: bool = False,
         allow_rerun_without_progress: bool = False,

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import datetime
 import json
+import sqlite3
 import subprocess
 import sys
 import time
 
 import pytest
+from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_3_PLUS
 from airflow_env import AirflowEnv
 
 pytestmark = pytest.mark.integration
@@ -164,3 +166,11 @@ def test_a_batch_defers_through_a_long_429_and_resumes_without_resending(airflow
     assert sorted(numbers) == [f"+1202555{i:04d}" for i in range(100, 110)]  # each exactly once
     assert sandbox.stats()["responses"] == {"200": 10, "429": 1}
     assert "deferring until" in result.stdout + result.stderr
+    if AIRFLOW_V_3_3_PLUS:  # progress went through Airflow's task state store: one row per person
+        db = sqlite3.connect(airflow_env.home / "airflow.db")
+        rows = db.execute(
+            "SELECT key, value FROM task_state_store WHERE dag_id = 'alta_test_batch_defer'"
+        ).fetchall()
+        assert len(rows) == 10
+        assert {json.loads(value)["state"] for _, value in rows} == {"called"}
+        assert all(key.startswith("alta:") and "555" not in key for key, _ in rows)
