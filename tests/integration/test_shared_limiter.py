@@ -1,0 +1,298 @@
+"""SharedLimiter against a real redis-server (started here) and, end to end, the Alta sandbox.
+
+Windows are time-compressed (20 calls per 2 s) so each test takes seconds. Worker processes are
+real OS processes (``fork``), each with its own limiter, Redis connections and clock reads.
+"""
+
+from __future__ import annotations
+
+import bisect
+import multiprocessing
+import os
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import pytest
+import redis
+import redis_server
+
+from airflow_provider_alta.client import AltaClient, RetryPolicy
+from airflow_provider_alta.config import AltaSettings
+from airflow_provider_alta.payload import build_call
+from airflow_provider_alta.sandbox import AltaSandbox
+from airflow_provider_alta.shared_limiter import (
+    SharedLimiter,
+    SharedLimiterTimeout,
+    SharedLimiterUnavailable,
+    bucket_key,
+    token_fingerprint,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
+
+LIMIT, WINDOW = 20, 2.0  # the compressed window every test uses: 20 calls per 2 s
+PER_MINUTE = LIMIT * 60 / WINDOW  # 600 per minute, over a 2 s window
+# The margin is a fraction of the window, so compressing the window compresses the slack it leaves
+# for a call to reach the server after its permit: 1 % of 60 s is 600 ms, but 1 % of 2 s only 20 ms,
+# less than a busy 2-CPU test machine can promise. 5 % of 2 s leaves 100 ms.
+MARGIN = 0.05
+FORK = multiprocessing.get_context("fork")
+
+
+def max_in_window(times: list[float], window: float) -> int:
+    """The most entries in any ``[t, t + window)``, as the sandbox counts them."""
+    ordered = sorted(times)
+    return max((bisect.bisect_left(ordered, t + window) - i for i, t in enumerate(ordered)), default=0)
+
+
+def steady_ratio(times: list[float], limit: int, window: float) -> float:
+    """Sustained rate as a fraction of ``limit / window``: how soon each slot is used again.
+
+    Entry ``i + limit`` reuses the slot entry ``i`` held; at exactly the limit that takes
+    ``window`` seconds. Independent of bursts, so it holds for any number of entries.
+    """
+    ordered = sorted(times)
+    gaps = [ordered[i + limit] - ordered[i] for i in range(len(ordered) - limit)]
+    return window / (sum(gaps) / len(gaps))
+
+
+def new_token() -> str:
+    return f"test-token-{uuid.uuid4().hex}"
+
+
+@pytest.fixture(scope="module")
+def redis_url() -> Iterator[str]:
+    """One real redis-server for the module; afterwards the process and its port must be gone."""
+    server = redis_server.RedisServer().start()
+    pid, port = server.pid, server.port
+    try:
+        yield server.url
+    finally:
+        server.stop()
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    assert redis_server.port_closed(port)
+
+
+def limiter(url: str, token: str, **options: Any) -> SharedLimiter:
+    options.setdefault("margin", MARGIN)
+    return SharedLimiter(url, token=token, calls_per_minute=PER_MINUTE, window_seconds=WINDOW, **options)
+
+
+# --- one process ---------------------------------------------------------------------------------
+
+
+def test_one_process_never_exceeds_the_limit_in_any_window(redis_url):
+    times = []
+    with limiter(redis_url, new_token()) as gate:
+        for _ in range(3 * LIMIT):
+            gate.acquire()
+            times.append(time.time())
+    assert max_in_window(times, WINDOW) == LIMIT
+    assert steady_ratio(times, LIMIT, WINDOW) >= 0.9
+
+
+def test_acquire_reports_the_seconds_it_waited(redis_url):
+    with SharedLimiter(redis_url, token=new_token(), calls_per_minute=120, window_seconds=1) as gate:
+        assert gate.limit == 2
+        assert gate.acquire() < 0.1
+        assert gate.acquire() < 0.1
+        started = time.monotonic()
+        waited = gate.acquire()
+        elapsed = time.monotonic() - started
+    assert 1.0 <= waited <= elapsed < 1.5
+
+
+def test_threads_sharing_one_limiter_stay_within_the_limit(redis_url):
+    times: list[float] = []
+    lock = threading.Lock()
+    with limiter(redis_url, new_token()) as gate:
+
+        def work() -> None:
+            for _ in range(LIMIT // 2):
+                gate.acquire()
+                with lock:
+                    times.append(time.time())
+
+        threads = [threading.Thread(target=work) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+    assert len(times) == 2 * LIMIT
+    assert max_in_window(times, WINDOW) == LIMIT
+
+
+# --- several processes ---------------------------------------------------------------------------
+
+
+def _acquire_in_process(url: str, token: str, count: int, barrier: Any, out: Any) -> None:
+    try:
+        with limiter(url, token) as gate:
+            barrier.wait(10)
+            times = []
+            for _ in range(count):
+                gate.acquire()
+                times.append(time.time())
+        out.put((os.getpid(), times))
+    except BaseException as exc:
+        out.put((os.getpid(), repr(exc)))
+        raise
+
+
+def run_processes(target: Any, args: list[tuple[Any, ...]]) -> list[tuple[int, Any]]:
+    """Run ``target(*args[i], barrier, queue)`` in one OS process per ``args[i]``; collect their results."""
+    processes = len(args)
+    barrier, out = FORK.Barrier(processes), FORK.Queue()
+    workers = [FORK.Process(target=target, args=(*mine, barrier, out)) for mine in args]
+    for worker in workers:
+        worker.start()
+    results = [out.get(timeout=45) for _ in workers]
+    for worker in workers:
+        worker.join(10)
+    assert all(isinstance(result, list) for _, result in results), results  # else: the error's repr
+    assert [worker.exitcode for worker in workers] == [0] * processes
+    assert len({pid for pid, _ in results}) == processes
+    return results
+
+
+def test_three_processes_on_one_token_share_one_budget(redis_url):
+    per_process = 30
+    token = new_token()
+    results = run_processes(_acquire_in_process, [(redis_url, token, per_process)] * 3)
+    times = [t for _, mine in results for t in mine]
+    assert len(times) == 3 * per_process
+    assert max_in_window(times, WINDOW) == LIMIT
+    ratio = steady_ratio(times, LIMIT, WINDOW)
+    assert 0.9 <= ratio <= 1.0, ratio
+    assert all(len(mine) == per_process for _, mine in results)
+
+
+def test_two_tokens_do_not_share_a_budget(redis_url):
+    first, second = new_token(), new_token()
+    with (
+        SharedLimiter(redis_url, token=first, calls_per_minute=30, window_seconds=10, timeout=0.5) as a,
+        SharedLimiter(redis_url, token=second, calls_per_minute=30, window_seconds=10, timeout=0.5) as b,
+    ):
+        assert a.limit == b.limit == 5
+        for _ in range(5):
+            assert a.acquire() < 0.1
+        for _ in range(5):  # the first token's full window takes nothing from the second's
+            assert b.acquire() < 0.1
+        for gate in (a, b):
+            started = time.monotonic()
+            with pytest.raises(SharedLimiterTimeout, match=r"no permit within 0.5 s"):
+                gate.acquire()
+            # The next slot is ~10 s away: known to be past the deadline, so no waiting at all.
+            assert time.monotonic() - started < 0.3
+
+
+def test_a_timeout_longer_than_the_wait_lets_the_call_through(redis_url):
+    with SharedLimiter(
+        redis_url, token=new_token(), calls_per_minute=60, window_seconds=1, timeout=3
+    ) as gate:
+        gate.acquire()
+        assert 0.9 < gate.acquire() < 1.6
+
+
+def test_redis_holds_the_fingerprint_never_the_token(redis_url):
+    token = new_token()
+    with limiter(redis_url, token) as gate:
+        gate.acquire()
+        assert token not in repr(gate)
+    client = redis.Redis.from_url(redis_url)
+    try:
+        keys = [key.decode() for key in client.keys("*")]
+        assert bucket_key(token) in keys
+        assert f"alta:ratelimit:{token_fingerprint(token)}" in keys
+        assert not any(token in key for key in keys)
+        assert 0 < client.pttl(bucket_key(token)) <= 2 * gate.interval_ms  # an idle window expires
+        members = client.zrange(bucket_key(token), 0, -1)
+        assert members
+        assert not any(token.encode() in member for member in members)
+    finally:
+        client.close()
+
+
+# --- Redis down ----------------------------------------------------------------------------------
+
+
+def test_no_redis_at_the_url_is_a_clear_error_not_a_hang():
+    port = redis_server.free_port()
+    token = new_token()
+    started = time.monotonic()
+    with pytest.raises(
+        SharedLimiterUnavailable, match=rf"Redis at redis://127.0.0.1:{port}/0 failed"
+    ) as caught:
+        limiter(f"redis://:pa55word@127.0.0.1:{port}/0", token)
+    assert time.monotonic() - started < 5
+    assert "pa55word" not in str(caught.value)
+    assert token not in str(caught.value)
+
+
+def test_redis_going_down_fails_acquire_fast():
+    server = redis_server.RedisServer().start()
+    try:
+        gate = limiter(server.url, new_token(), timeout=None)
+        gate.acquire()
+        server.kill()
+        started = time.monotonic()
+        with pytest.raises(SharedLimiterUnavailable, match="no call was sent"):
+            gate.acquire()
+        assert time.monotonic() - started < 5
+        gate.close()
+    finally:
+        server.stop()
+    assert not server.running
+
+
+# --- end to end: real calls through the sandbox --------------------------------------------------
+
+
+def _call_in_process(
+    url: str, api_url: str, token: str, index: int, count: int, barrier: Any, out: Any
+) -> None:
+    try:
+        settings = AltaSettings(base_url=api_url, token=token)
+        # A 429 would be raised at once (no wait budget), so the test would see it.
+        with (
+            limiter(url, token) as gate,
+            AltaClient(settings, retry=RetryPolicy(rate_limit_budget=0)) as client,
+        ):
+            barrier.wait(10)
+            placed = []
+            for number in range(count):
+                call = build_call(
+                    {
+                        "assistant_id": "asst_shared_limiter_test",
+                        "name": f"Test Person {index}-{number}",
+                        "phone_number": f"+1 202 555 01{index * count + number:02d}",
+                    }
+                )
+                gate.acquire()
+                placed.append(client.trigger(call).get("id", ""))
+        out.put((os.getpid(), placed))
+    except BaseException as exc:
+        out.put((os.getpid(), repr(exc)))
+        raise
+
+
+def test_three_processes_placing_calls_never_draw_a_429(redis_url):
+    token, per_process = new_token(), 20
+    with AltaSandbox(token=token, rate_limit=f"{LIMIT}/{WINDOW:g}") as sandbox:
+        args = [(redis_url, sandbox.url, token, index, per_process) for index in range(3)]
+        results = run_processes(_call_in_process, args)
+        stats = sandbox.stats()
+        journal = sandbox.calls()
+    assert stats["responses"] == {"200": 3 * per_process}, stats["responses"]  # not one 429
+    assert stats["accepted"] == 3 * per_process
+    arrivals = [datetime.fromisoformat(record["received_at"]).timestamp() for record in journal]
+    assert max_in_window(arrivals, WINDOW) == LIMIT
+    numbers = [record["body"]["phoneNumber"] for record in journal]
+    assert len(set(numbers)) == len(numbers) == 3 * per_process
+    assert all(number.startswith("+120255501") for number in numbers)
+    assert sum(len(ids) for _, ids in results) == 3 * per_process
