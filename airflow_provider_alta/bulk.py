@@ -24,7 +24,7 @@ from airflow_provider_alta.exceptions import (
     AltaValidationError,
 )
 from airflow_provider_alta.masking import mask_text
-from airflow_provider_alta.pacing import Gate
+from airflow_provider_alta.pacing import Gate, GateError
 from airflow_provider_alta.payload import AssistantCall
 
 CALLED = "called"
@@ -87,6 +87,7 @@ class Plan:
     suppressed: Callable[[Any, AssistantCall], bool] | None = None
     record_key: Callable[[int, Any], str] = lambda index, _record: str(index)
     dry_run: bool = False
+    attempt: str = "this try"  # labels progress entries, so a replay can say whether it was this try
     show_phone: Callable[[str], str] | None = None  # adds each record's number (masked or raw) to its outcome
     on_progress: Callable[[PassResult], None] | None = None
     progress_every: float = 10.0
@@ -155,23 +156,26 @@ def _process(
         result.record(key, INVALID, reason)
         return None
     identity: Hashable = plan.dedupe_key(record, call) if plan.dedupe_key else ("record", key)
-    if identity in seen:
-        result.record(key, DUPLICATE, f"same {_what(plan)} as record {seen[identity]}")
-        return call
-    seen[identity] = key
+    if plan.dedupe_key:
+        if identity in seen:
+            result.record(key, DUPLICATE, f"same dedupe key as record {seen[identity]}")
+            return call
+        seen[identity] = key
     if plan.suppressed and plan.suppressed(record, call):
         result.record(key, SUPPRESSED, "on the suppression list")
         return call
     pkey = progress_key(identity)
     earlier = plan.progress.get(pkey)
     if isinstance(earlier, Mapping) and earlier.get("state") not in (None, UNSENT):
-        _replay(key, earlier, result)
+        _replay(key, earlier, plan, result)
         return call
     if plan.window is not None:
         decision = plan.window(call)
         if not decision.open:
             if decision.opens_at is None:
                 result.record(key, OUTSIDE_HOURS, decision.reason)
+            elif plan.dry_run:
+                result.record(key, DRY_RUN, f"valid; dry run, would wait for its window ({decision.reason})")
             else:
                 result.pending[key] = decision.opens_at
             return call
@@ -182,33 +186,40 @@ def _process(
     return call
 
 
-def _replay(key: str, earlier: Mapping[str, Any], result: PassResult) -> None:
-    """A record an earlier try already dealt with: report it, never send it again."""
+def _replay(key: str, earlier: Mapping[str, Any], plan: Plan, result: PassResult) -> None:
+    """A record an earlier try (or pass) already dealt with: report it, never send it again."""
     state = earlier["state"]
+    this_try = earlier.get("by") == plan.attempt
+    when = "an earlier pass of this try" if this_try else "an earlier try"
     if state == SENDING:
-        result.record(
-            key, AMBIGUOUS, "an earlier try stopped while sending it: it may have been placed; not resent"
-        )
+        result.record(key, AMBIGUOUS, f"{when} stopped while sending it: it may have been placed; not resent")
     elif state in STATES:
         reason = earlier.get("reason", "")
-        result.record(key, state, f"{reason} (earlier try)" if reason else "earlier try")
+        result.record(key, state, f"{reason} ({when})" if reason else when)
+        if state == CALLED and this_try:
+            result.sent += 1
 
 
 def _send(key: str, pkey: str, call: AssistantCall, plan: Plan, result: PassResult) -> None:
-    for gate in plan.gates:
-        gate.acquire()
-    plan.progress.set(pkey, {"state": SENDING})
+    try:
+        for gate in plan.gates:
+            gate.acquire()
+    except GateError as exc:
+        result.record(key, NOT_REACHED, str(exc))
+        _stop(result, f"the rate limiter failed ({exc})")
+        return
+    plan.progress.set(pkey, {"state": SENDING, "by": plan.attempt})
     try:
         plan.send(call)
     except AltaRateLimitError as exc:
         # Nothing was placed. This record and every later one wait for the next pass.
-        plan.progress.set(pkey, {"state": UNSENT})
+        plan.progress.set(pkey, {"state": UNSENT, "by": plan.attempt})
         result.retry_after = exc.retry_after
         result.record(key, NOT_REACHED, f"rate limited: resume after {exc.retry_after:g} s")
         _stop(result, "waiting out Alta's rate limit")
         return
     except AltaConnectionError as exc:
-        plan.progress.set(pkey, {"state": UNSENT})
+        plan.progress.set(pkey, {"state": UNSENT, "by": plan.attempt})
         result.record(key, NOT_REACHED, exc.message)
         _stop(result, f"Alta could not be reached ({exc.message})")
         return
@@ -216,7 +227,7 @@ def _send(key: str, pkey: str, call: AssistantCall, plan: Plan, result: PassResu
         _final(plan, pkey, result, key, AMBIGUOUS, exc.message)
         return
     except AltaAuthenticationError as exc:
-        plan.progress.set(pkey, {"state": UNSENT})
+        plan.progress.set(pkey, {"state": UNSENT, "by": plan.attempt})
         result.record(key, NOT_REACHED, f"token rejected: {exc.message}")
         _stop(result, "the API token was rejected (401)")
         return
@@ -228,13 +239,9 @@ def _send(key: str, pkey: str, call: AssistantCall, plan: Plan, result: PassResu
 
 
 def _final(plan: Plan, pkey: str, result: PassResult, key: str, state: str, reason: str) -> None:
-    plan.progress.set(pkey, {"state": state, **({"reason": reason} if reason else {})})
+    plan.progress.set(pkey, {"state": state, "by": plan.attempt, **({"reason": reason} if reason else {})})
     result.record(key, state, reason)
 
 
 def _stop(result: PassResult, why: str) -> None:
     result.stopped = why
-
-
-def _what(plan: Plan) -> str:
-    return "dedupe key" if plan.dedupe_key else "record"

@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, time
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_alta.phone import candidate_timezones
@@ -210,7 +211,7 @@ def decide_for_zones(
     tzs = []
     for name in names:
         try:
-            tzs.append(pendulum.timezone(name))
+            tzs.append(_timezone(name))
         except ValueError:  # pendulum's InvalidTimezone, or a malformed key
             return WindowDecision(
                 False, names, None, f"unknown timezone {name!r}: use an IANA name such as America/New_York"
@@ -296,3 +297,11 @@ def _intersect(a: list[Interval], b: list[Interval]) -> list[Interval]:
         else:
             j += 1
     return out
+
+
+@lru_cache(maxsize=1024)
+def _timezone(name: str) -> pendulum.Timezone:
+    """pendulum re-reads the zone file on every lookup; zones do not change during a run."""
+    import pendulum
+
+    return pendulum.timezone(name)

@@ -103,9 +103,13 @@ class AltaClient:
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
+        body_guard: Callable[[str], None] | None = None,
+        success_log_level: int = logging.INFO,
     ) -> None:
         self.settings = settings
         self.retry = retry or RetryPolicy()
+        self.body_guard = body_guard  # sees the JSON text before it is sent; raises to refuse it
+        self.success_log_level = success_log_level
         self._sleep = sleep
         self._rng = rng or random.Random()
         self.session = requests.Session()
@@ -133,7 +137,10 @@ class AltaClient:
 
     def trigger(self, call: AssistantCall) -> dict[str, Any]:
         """Place one call. Returns the JSON body of the 200 answer, or ``{}`` when it has none."""
-        body = json.dumps(call.to_json(), separators=(",", ":")).encode()
+        text = json.dumps(call.to_json(), separators=(",", ":"))
+        if self.body_guard is not None:
+            self.body_guard(text)
+        body = text.encode()
         who = mask_phone(call.phone_number)
         waited = 0.0
         start = time.monotonic()
@@ -156,7 +163,13 @@ class AltaClient:
             waited += wait
         elapsed_ms = (time.monotonic() - start) * 1000
         if 200 <= answer.status < 300:
-            log.info("Alta call to %s: placed (%s) in %.0f ms", who, answer.status, elapsed_ms)
+            log.log(
+                self.success_log_level,
+                "Alta call to %s: placed (%s) in %.0f ms",
+                who,
+                answer.status,
+                elapsed_ms,
+            )
             if isinstance(answer.body, dict):
                 return answer.body
             return {} if answer.body is None else {"body": answer.body}

@@ -15,6 +15,10 @@ from typing import Protocol
 DEFAULT_MARGIN = 0.01
 
 
+class GateError(RuntimeError):
+    """A gate cannot decide (for example its shared store is down). Nothing has been sent."""
+
+
 class Gate(Protocol):
     """Something a call must pass before it is sent."""
 

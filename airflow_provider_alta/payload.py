@@ -11,6 +11,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from functools import lru_cache
 from typing import Any
 
 from airflow_provider_alta.exceptions import AltaValidationError, FieldError
@@ -21,9 +22,27 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
 _CAMEL_BOUNDARY = re.compile(r"_([a-z])")
 
 
+@lru_cache(maxsize=256)
 def to_camel(name: str) -> str:
     """``message_to_receiver`` -> ``messageToReceiver``."""
     return _CAMEL_BOUNDARY.sub(lambda m: m.group(1).upper(), name)
+
+
+@lru_cache(maxsize=8)
+def _aliases(allowed: tuple[str, ...]) -> dict[str, str]:
+    """Each field's snake_case and camelCase names, mapped to its snake_case name."""
+    return {name: name for name in allowed} | {to_camel(name): name for name in allowed}
+
+
+@lru_cache(maxsize=1024)
+def _is_timezone(name: str) -> bool:
+    import pendulum
+
+    try:
+        pendulum.timezone(name)
+    except Exception:
+        return False
+    return True
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -84,7 +103,7 @@ def _canonical_keys(
     raw: Mapping[Any, Any], allowed: tuple[str, ...], errors: _Collector
 ) -> dict[str, tuple[str, Any]]:
     """Map snake_case or camelCase keys to ``{snake: (key as given, value)}``; reject unknown keys."""
-    by_alias = {name: name for name in allowed} | {to_camel(name): name for name in allowed}
+    by_alias = _aliases(allowed)
     out: dict[str, tuple[str, Any]] = {}
     for key, value in raw.items():
         name = by_alias.get(key) if isinstance(key, str) else None
@@ -169,11 +188,7 @@ def _timezone(given: dict[str, tuple[str, Any]], errors: _Collector) -> str | No
     zone = _text(given, "timezone", errors, required=False)
     if zone is None:
         return None
-    import pendulum
-
-    try:
-        pendulum.timezone(zone)
-    except Exception:
+    if not _is_timezone(zone):
         errors.add(given["timezone"][0], "must be an IANA timezone name such as 'America/New_York'")
         return None
     return zone

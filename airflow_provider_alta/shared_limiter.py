@@ -48,7 +48,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from airflow_provider_alta.pacing import DEFAULT_MARGIN
+from airflow_provider_alta.pacing import DEFAULT_MARGIN, GateError
 
 if TYPE_CHECKING:
     from pyrate_limiter import RedisBucket
@@ -66,7 +66,7 @@ _RETRY_BUFFER = 0.001  # seconds added to each computed wait (clock granularity)
 _ITEM_NAME = "call"
 
 
-class SharedLimiterError(RuntimeError):
+class SharedLimiterError(GateError):
     """The shared limiter could not grant a permit. Nothing was sent."""
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import logging
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -34,11 +34,17 @@ class AltaHook(BaseHook):
     hook_name = "Alta"
 
     def __init__(
-        self, alta_conn_id: str = default_conn_name, *, retry: RetryPolicy | None = None, **kwargs: Any
+        self,
+        alta_conn_id: str = default_conn_name,
+        *,
+        retry: RetryPolicy | None = None,
+        success_log_level: int = logging.INFO,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.alta_conn_id = alta_conn_id
         self.retry = retry
+        self.success_log_level = success_log_level
 
     @cached_property
     def settings(self) -> AltaSettings:
@@ -56,7 +62,12 @@ class AltaHook(BaseHook):
 
     @cached_property
     def client(self) -> AltaClient:
-        return AltaClient(self.settings, retry=self.retry)
+        return AltaClient(
+            self.settings,
+            retry=self.retry,
+            body_guard=_refuse_secrets,
+            success_log_level=self.success_log_level,
+        )
 
     def get_conn(self) -> requests.Session:
         """The one reused ``requests.Session``, with the bearer header set."""
@@ -77,13 +88,6 @@ class AltaHook(BaseHook):
         A payload that contains a secret known to Airflow's secrets masker (such as the API token,
         pulled in by a template or by upstream data) is refused before anything is sent.
         """
-        body = json.dumps(call.to_json())
-        if redact(body) != body:
-            raise AltaValidationError(
-                "refusing to send: the payload contains a value registered with Airflow's secrets "
-                "masker (a connection password, token or sensitive Variable)",
-                errors=[FieldError("payload", "must not contain secrets")],
-            )
         return self.client.trigger(call)
 
     def trigger_assistant_call(
@@ -157,3 +161,13 @@ class AltaHook(BaseHook):
                 description="Optional. Every task on this token shares one limit, e.g. redis://host:6379/0",
             ),
         }
+
+
+def _refuse_secrets(body: str) -> None:
+    """Refuse a payload in which Airflow's secrets masker finds a registered secret."""
+    if redact(body) != body:
+        raise AltaValidationError(
+            "refusing to send: the payload contains a value registered with Airflow's secrets "
+            "masker (a connection password, token or sensitive Variable)",
+            errors=[FieldError("payload", "must not contain secrets")],
+        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Collection, Hashable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -88,6 +89,8 @@ class BatchTriggerAssistantCallsOperator(BaseOperator):
     :param max_failures: fail the task when more records than this are invalid, rejected or ambiguous.
     :param max_failure_ratio: the same, as a share of all records.
     :param defer_threshold: waits longer than this many seconds (windows, long 429s) defer.
+    :param xcom_outcomes: per-record outcomes in the XCom summary: ``"all"`` (default),
+        ``"problems"`` (all but called and dry-run records) or ``"none"`` (counts only).
     :param allow_rerun_without_progress: on Airflow < 3.3 (no task state store), allow a retry or a
         re-run to send again; it may call people the earlier try already called.
     """
@@ -128,6 +131,7 @@ class BatchTriggerAssistantCallsOperator(BaseOperator):
         progress_interval: float = 5.0,
         dry_run: bool = False,
         include_phone_in_xcom: bool = False,
+        xcom_outcomes: str = "all",
         allow_rerun_without_progress: bool = False,
         **kwargs: Any,
     ) -> None:
@@ -141,6 +145,8 @@ class BatchTriggerAssistantCallsOperator(BaseOperator):
             raise TypeError(
                 "prospects is a one-shot iterator: pass a callable that returns it, so it can resume"
             )
+        if xcom_outcomes not in ("all", "problems", "none"):
+            raise ValueError(f"xcom_outcomes must be 'all', 'problems' or 'none', not {xcom_outcomes!r}")
         if concurrent_tasks < 1:
             raise ValueError("concurrent_tasks must be at least 1")
         # Resolved if it is an XComArg; otherwise kept as it is: never rendered, never called as a template.
@@ -165,6 +171,7 @@ class BatchTriggerAssistantCallsOperator(BaseOperator):
         self.progress_interval = progress_interval
         self.is_dry_run = dry_run  # ``dry_run`` would shadow BaseOperator.dry_run()
         self.include_phone_in_xcom = include_phone_in_xcom
+        self.xcom_outcomes = xcom_outcomes
         self.allow_rerun_without_progress = allow_rerun_without_progress
         keep_mapped_values_literal(self, raw_task_id)
 
@@ -203,6 +210,16 @@ class BatchTriggerAssistantCallsOperator(BaseOperator):
     def _run(self, context: Context, carried: Mapping[str, Any] | None) -> dict[str, Any]:
         progress = self._progress(context, carried)
         plan = self._plan(progress)
+        plan.attempt = f"try {getattr(context.get('ti'), 'try_number', None) or 1}"
+        try:
+            return self._passes(context, plan, progress)
+        finally:
+            for gate in plan.gates:
+                close = getattr(gate, "close", None)
+                if close is not None:
+                    close()
+
+    def _passes(self, context: Context, plan: Plan, progress: ProgressStore) -> dict[str, Any]:
         while True:
             result = run_pass(self._records(), plan)
             wait, moment = self._wait(result)
@@ -269,8 +286,11 @@ class BatchTriggerAssistantCallsOperator(BaseOperator):
         from airflow_provider_alta.hooks.alta import AltaHook
 
         # Short 429 waits happen inside the hook; longer ones end the pass, so the batch can defer.
+        # One INFO line per call would drown the progress lines: calls log at DEBUG here.
         return AltaHook(
-            alta_conn_id=self.alta_conn_id, retry=RetryPolicy(rate_limit_budget=self.defer_threshold)
+            alta_conn_id=self.alta_conn_id,
+            retry=RetryPolicy(rate_limit_budget=self.defer_threshold),
+            success_log_level=logging.DEBUG,
         )
 
     def _gates(self, settings: Any) -> tuple[Gate, ...]:
@@ -364,7 +384,7 @@ class BatchTriggerAssistantCallsOperator(BaseOperator):
             "counts": {k: v for k, v in result.counts.items() if v},
             "sent": result.sent,
             "dry_run": self.is_dry_run,
-            "outcomes": result.outcomes,
+            "outcomes": self._outcomes_for_xcom(result),
         }
         self.log.info("Alta batch finished: %s", summary["counts"])
         failures = sum(result.counts[s] for s in FAILURES if s != NOT_REACHED)
@@ -381,6 +401,13 @@ class BatchTriggerAssistantCallsOperator(BaseOperator):
         if problem:
             raise AirflowFailException(f"{problem}. Summary in XCom 'summary'.")
         return summary
+
+    def _outcomes_for_xcom(self, result: PassResult) -> dict[str, dict[str, Any]]:
+        if self.xcom_outcomes == "none":
+            return {}
+        if self.xcom_outcomes == "problems":
+            return {k: v for k, v in result.outcomes.items() if v["state"] not in ("called", "dry_run")}
+        return result.outcomes
 
     def _too_many(self, failures: int, total: int) -> str | None:
         if self.max_failures is not None and failures > self.max_failures:

@@ -126,7 +126,8 @@ def test_outside_the_window_defers_and_resumes_without_resending(sandbox, monkey
         {n: 1 for n in ("+12025550100", "+12025550101", "+12025550200", "+12025550201")}
     )
     assert summary["counts"] == {"called": 4}
-    assert summary["outcomes"]["L100"]["reason"] == "earlier try"
+    assert summary["outcomes"]["L100"]["reason"] == "an earlier pass of this try"
+    assert summary["sent"] == 4
 
 
 def test_skip_mode_reports_records_outside_their_window(sandbox, monkeypatch):
