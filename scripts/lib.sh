@@ -20,3 +20,14 @@ ensure_venv() {
     uv pip install --quiet --python "$venv/bin/python" -e ".[test]" "apache-airflow==$version" >&2
     echo "$venv"
 }
+
+# ensure_debian COMMAND PACKAGE: install a Debian package for a test server or browser if missing.
+ensure_debian() {
+    local command=$1 package=$2 sudo=""
+    command -v "$command" >/dev/null 2>&1 && return 0
+    [ "$(id -u)" = 0 ] || sudo="sudo"
+    echo "Installing Debian package $package (needed by the tests)..." >&2
+    $sudo apt-get install -y -qq "$package" >/dev/null 2>&1 || {
+        $sudo apt-get update -qq >/dev/null && $sudo apt-get install -y -qq "$package" >/dev/null
+    }
+}
