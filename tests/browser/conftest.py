@@ -87,7 +87,7 @@ def _require_browser_tools() -> None:
         pytest.fail(f"Debian's chromium is not installed (no {CHROMIUM}): {CHROMIUM_INSTALL}", pytrace=False)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def airflow_ui() -> Iterator[AirflowApiServer]:
     """A real Airflow 3 api-server with the Test button enabled; its log is kept as an artifact."""
     _require_airflow_3()
@@ -104,7 +104,7 @@ def airflow_ui() -> Iterator[AirflowApiServer]:
     assert not server.running
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser_context(airflow_ui: AirflowApiServer) -> Iterator[BrowserContext]:
     """Headless Debian Chromium with a fresh profile, driven by Playwright."""
     from playwright.sync_api import sync_playwright
