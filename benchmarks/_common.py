@@ -15,7 +15,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from functools import cache
 from pathlib import Path
 
@@ -104,13 +104,15 @@ def child_env() -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def sandbox_process(*, rate_limit: str = "off", token: str = TOKEN) -> Iterator[str]:
+def sandbox_process(
+    *, rate_limit: str = "off", token: str = TOKEN, extra_args: Sequence[str] = ()
+) -> Iterator[str]:
     """Run the sandbox in its own process (so it does not share this one's GIL); yield its base URL.
 
     The URL is ``http://127.0.0.1:PORT`` (no path); the process is stopped on exit.
     """
     command = [sys.executable, "-m", "airflow_provider_alta.sandbox", "--port", "0", "--token", token]
-    command += ["--rate-limit", rate_limit, "--quiet"]
+    command += ["--rate-limit", rate_limit, "--quiet", *extra_args]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=child_env())
     try:
         assert process.stdout is not None

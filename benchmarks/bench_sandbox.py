@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -26,6 +25,8 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run from a checkout without installing the package
     sys.path.insert(0, str(ROOT))
+
+from _common import sandbox_process  # noqa: E402
 
 from airflow_provider_alta.sandbox import AltaSandbox  # noqa: E402
 
@@ -103,28 +104,10 @@ def run_inprocess(args: argparse.Namespace, journal: str | None) -> float:
 
 
 def run_subprocess(args: argparse.Namespace, journal: str | None) -> float:
-    command = [sys.executable, "-m", "airflow_provider_alta.sandbox", "--port", "0", "--token", TOKEN]
-    command += ["--rate-limit", "off", "--quiet"] + (["--journal", journal] if journal else [])
-    env = dict(
-        os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-    )
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env)
-    try:
-        assert process.stdout is not None
-        port = None
-        for line in process.stdout:
-            if line.startswith("PORT="):
-                port = int(line.split("=", 1)[1])
-                break
-        if port is None:
-            raise SystemExit("the sandbox did not start")
-        base = f"http://127.0.0.1:{port}"
+    with sandbox_process(token=TOKEN, extra_args=["--journal", journal] if journal else []) as base:
         wall, latencies, statuses = drive(base + "/v1/assistant/calls", args.requests, args.threads)
         stats = requests.get(base + "/_sandbox/stats", timeout=10).json()
         assert stats["accepted"] == statuses.get(200, 0) + args.threads, stats
-    finally:
-        process.terminate()
-        process.wait(30)
     return report("separate server process", wall, latencies, statuses)
 
 
