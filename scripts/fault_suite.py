@@ -1,0 +1,566 @@
+"""Fault suite: run the batch operator against the loopback sandbox under injected faults.
+
+Prints one row per fault: faults injected, records, calls placed (sandbox journal), duplicates
+(numbers journaled more than once), ambiguous, left not reached after the retries, unaccounted, and
+a verdict. A row is OK when nobody was called twice, every record is accounted for and no record is
+left not reached. Exits 1 if any row fails, 0 otherwise.
+
+Accounted for means: the record has a final state; ``called`` records are in the journal; journaled
+records are reported ``called`` or ``ambiguous`` (an ambiguous record may or may not be journaled).
+
+Everything runs on loopback against ``AltaSandbox``; every number is fictional (+1 AREA 555-01xx).
+Usage: python scripts/fault_suite.py [--records N] [--seed N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import random
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import _common  # noqa: E402  (the benchmarks' helpers; also puts the checkout on sys.path)
+
+TOKEN = "fault-suite-token"  # noqa: S105  (accepted only by the loopback sandboxes this script starts)
+FAST_CPM = 60_000  # pacing is not the point here
+MAX_TRIES = 4
+SCHEDULER_ROW = "restarted scheduler"
+
+
+class SqliteStateStore:
+    """The task state store's ``get``/``set``, durable across processes (a commit per write)."""
+
+    def __init__(self, path: str) -> None:
+        self.db = sqlite3.connect(path, isolation_level=None)
+        self.db.execute("CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The stored value of ``key``, or ``default``."""
+        row = self.db.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else default
+
+    def set(self, key: str, value: Any) -> None:
+        """Store ``value`` under ``key``, durably."""
+        self.db.execute("INSERT OR REPLACE INTO state VALUES (?, ?)", (key, json.dumps(value)))
+
+
+class FakeTI:
+    """The bits of a task instance the batch operator uses: ``try_number`` and ``xcom_push``."""
+
+    def __init__(self, try_number: int) -> None:
+        self.try_number = try_number
+        self.xcom: dict[str, Any] = {}
+
+    def xcom_push(self, key: str, value: Any, **_: Any) -> None:
+        """Keep the pushed value (the operator pushes its summary before failing)."""
+        self.xcom[key] = value
+
+
+@dataclass
+class Row:
+    """One line of the table."""
+
+    fault: str
+    injected: int = 0
+    records: int = 0
+    placed: int = 0
+    duplicates: int = 0
+    ambiguous: int = 0
+    not_reached: int = 0
+    unaccounted: int = 0
+    tries: int = 0
+    seconds: float = 0.0
+    skipped: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """Nobody called twice, nobody unaccounted for, nobody left behind."""
+        return self.skipped is None and not (self.duplicates or self.unaccounted or self.not_reached)
+
+
+# --- setup ------------------------------------------------------------------------------------
+
+
+def prospects(count: int, seed: int) -> list[dict[str, str]]:
+    """``count`` prospects with distinct fictional numbers, in a seeded order."""
+    numbers = _common.fictional_numbers(count)
+    random.Random(seed).shuffle(numbers)
+    return [{"name": f"Lead {i}", "phone_number": n} for i, n in enumerate(numbers)]
+
+
+def set_connection(url: str, *, read_timeout: float = 5.0) -> None:
+    """Point ``alta_default`` at ``url``, with a fast pace and the given read timeout."""
+    extra = {"calls_per_minute": FAST_CPM, "timeout": f"2,{read_timeout:g}"}
+    conn = {"conn_type": "alta", "password": TOKEN, "host": url, "extra": extra}
+    os.environ[_common.CONN_ENV] = json.dumps(conn)
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then closed)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def quiet_everything() -> None:
+    """Only errors reach the terminal: the suite's output is the table. Call before importing Airflow."""
+    os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "ERROR"
+    os.environ["AIRFLOW__METRICS__TIMER_UNIT_CONSISTENCY"] = "True"  # Airflow 2's import-time warning
+    warnings.filterwarnings("ignore")
+    logging.disable(logging.WARNING)
+
+
+@contextlib.contextmanager
+def count_refused() -> Iterator[list[int]]:
+    """Count connections refused while inside (urllib3 opens every client connection here)."""
+    import urllib3.util.connection as u3
+
+    original = u3.create_connection
+    refused = [0]
+
+    def counting(*args: Any, **kwargs: Any) -> socket.socket:
+        try:
+            return original(*args, **kwargs)
+        except ConnectionRefusedError:
+            refused[0] += 1
+            raise
+
+    u3.create_connection = counting
+    try:
+        yield refused
+    finally:
+        u3.create_connection = original
+
+
+# --- running tries ----------------------------------------------------------------------------
+
+
+def make_task(people: list[dict[str, str]], defer_threshold: float) -> Any:
+    """A fresh batch operator for the campaign (one per try, as Airflow would build it)."""
+    from airflow_provider_alta.operators.batch import BatchTriggerAssistantCallsOperator
+
+    return BatchTriggerAssistantCallsOperator(
+        task_id="fault_suite",
+        prospects=people,
+        assistant_id="asst_fault_suite",
+        calling_hours=False,
+        calls_per_minute=FAST_CPM,
+        defer_threshold=defer_threshold,
+        include_phone_in_xcom=True,
+    )
+
+
+def execute_try(task: Any, context: dict[str, Any], notes: list[str]) -> dict[str, Any]:
+    """``execute``, resuming through deferrals the way the triggerer would (sleep, then resume)."""
+    from airflow.providers.common.compat.sdk import TaskDeferred
+
+    try:
+        return dict(task.execute(context))
+    except TaskDeferred as deferred:
+        exc = deferred
+    while True:
+        moment = getattr(exc.trigger, "moment", None)
+        if moment is not None:
+            time.sleep(max(0.0, (moment - datetime.now(timezone.utc)).total_seconds()))
+        notes.append("deferred")
+        try:
+            return dict(task.execute_complete(context, **(exc.kwargs or {})))
+        except TaskDeferred as again:
+            exc = again
+
+
+def run_tries(
+    people: list[dict[str, str]],
+    store: SqliteStateStore,
+    notes: list[str],
+    *,
+    defer_threshold: float = 30.0,
+    before_try: Callable[[int], None] | None = None,
+    first_try: int = 1,
+) -> tuple[dict[str, Any] | None, int]:
+    """Run tries as Airflow's retries would, until one succeeds or fails for good.
+
+    Returns the last try's summary (from its return value or its XCom) and the last try number.
+    """
+    from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
+
+    summary: dict[str, Any] | None = None
+    try_number = first_try
+    for try_number in range(first_try, first_try + MAX_TRIES):
+        if before_try is not None:
+            before_try(try_number)
+        ti = FakeTI(try_number)
+        context = {"task_state_store": store, "ti": ti}
+        try:
+            return execute_try(make_task(people, defer_threshold), context, notes), try_number
+        except AirflowFailException as exc:
+            notes.append(f"try {try_number} failed for good: {str(exc)[:120]}")
+            return ti.xcom.get("summary"), try_number
+        except AirflowException as exc:
+            summary = ti.xcom.get("summary")
+            notes.append(f"try {try_number}: {str(exc)[:80]}")
+    return summary, try_number
+
+
+def account(
+    row: Row, people: list[dict[str, str]], summary: dict[str, Any] | None, calls: list[dict[str, Any]]
+) -> Row:
+    """Fill the journal and outcome columns of ``row``."""
+    journal = Counter(str(call["body"]["phoneNumber"]) for call in calls)
+    outcomes: Mapping[str, Any] = (summary or {}).get("outcomes", {})
+    row.records = len(people)
+    row.placed = sum(journal.values())
+    row.duplicates = sum(1 for n in journal.values() if n > 1)
+    numbers = {p["phone_number"] for p in people}
+    strangers = set(journal) - numbers  # placed, but for nobody in the campaign
+    row.unaccounted = len(strangers)
+    for index, person in enumerate(people):
+        state = (outcomes.get(str(index)) or {}).get("state")
+        journaled = person["phone_number"] in journal
+        if state == "ambiguous":
+            row.ambiguous += 1
+        elif state == "not_reached":
+            row.not_reached += 1
+        if (
+            state is None
+            or (state == "called" and not journaled)
+            or (journaled and state not in ("called", "ambiguous"))
+        ):
+            row.unaccounted += 1
+    if summary is None:
+        row.notes.append("no summary")
+    return row
+
+
+def faults_injected(sandbox: Any, settle: float = 5.0) -> int:
+    """Faults the sandbox injected (every kind but ``ok``).
+
+    A fault is counted when its answer is written, so first let requests still in flight (a slow
+    answer the client already gave up on) finish.
+    """
+    deadline = time.monotonic() + settle
+    while sandbox.stats()["in_flight"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return sum(n for kind, n in sandbox.stats()["faults"].items() if kind != "ok")
+
+
+# --- rows -------------------------------------------------------------------------------------
+
+
+def sandbox_row(
+    name: str,
+    people: list[dict[str, str]],
+    tmp: Path,
+    faults: Mapping[str, Any],
+    *,
+    read_timeout: float = 5.0,
+    defer_threshold: float = 30.0,
+) -> Row:
+    """A batch against a sandbox that injects ``faults``; retries run until done (or MAX_TRIES)."""
+    from airflow_provider_alta.sandbox import AltaSandbox
+
+    row = Row(name)
+    store = SqliteStateStore(str(tmp / f"{name.replace(' ', '_')}.sqlite"))
+    with AltaSandbox(token=TOKEN, rate_limit=None, faults=dict(faults)) as sandbox:
+        set_connection(sandbox.url, read_timeout=read_timeout)
+        summary, row.tries = run_tries(people, store, row.notes, defer_threshold=defer_threshold)
+        row.injected = faults_injected(sandbox)
+        return account(row, people, summary, sandbox.calls())
+
+
+def refused_row(people: list[dict[str, str]], tmp: Path) -> Row:
+    """Try 1 against a closed port (nothing can be placed), try 2 against the sandbox."""
+    from airflow_provider_alta.sandbox import AltaSandbox
+
+    row = Row("refused connections")
+    store = SqliteStateStore(str(tmp / "refused.sqlite"))
+    dead = f"http://127.0.0.1:{closed_port()}/v1"
+    with AltaSandbox(token=TOKEN, rate_limit=None) as sandbox, count_refused() as refused:
+
+        def point(try_number: int) -> None:
+            set_connection(dead if try_number == 1 else sandbox.url)
+
+        summary, row.tries = run_tries(people, store, row.notes, before_try=point)
+        row.injected = refused[0]
+        row = account(row, people, summary, sandbox.calls())
+    if row.placed != row.records:
+        row.notes.append(f"{row.records - row.placed} never called")
+        row.not_reached = max(row.not_reached, row.records - row.placed)
+    return row
+
+
+def worker_command(store: Path, try_number: int, args: argparse.Namespace) -> list[str]:
+    """The command line of a worker process running one try of the batch."""
+    script = str(Path(__file__).resolve())
+    return [sys.executable, script, "--worker", str(store), str(try_number), *forwarded(args)]
+
+
+def forwarded(args: argparse.Namespace) -> list[str]:
+    """The options a worker needs to build the same campaign."""
+    return ["--records", str(args.records), "--seed", str(args.seed)]
+
+
+def sigkill_row(people: list[dict[str, str]], tmp: Path, args: argparse.Namespace) -> Row:
+    """SIGKILL a worker while a send is in flight, then run the next try with the same store."""
+    from airflow_provider_alta.sandbox import AltaSandbox
+
+    row = Row("SIGKILLed worker")
+    store = tmp / "sigkill.sqlite"
+    env = _common.child_env()
+    slow = {"rates": {"latency": 1.0}, "latency": 0.3, "seed": args.seed}
+    with AltaSandbox(token=TOKEN, rate_limit=None, faults=slow) as sandbox:
+        set_connection(sandbox.url)
+        env[_common.CONN_ENV] = os.environ[_common.CONN_ENV]
+        first = subprocess.Popen(
+            worker_command(store, 1, args), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        kill_at = max(3, min(15, len(people) // 8))
+        deadline = time.monotonic() + 90
+        while len(sandbox.calls()) < kill_at and time.monotonic() < deadline and first.poll() is None:
+            time.sleep(0.02)
+        time.sleep(0.15)  # inside a send: journaled, answer not yet written (0.3 s latency)
+        if first.poll() is None:
+            first.send_signal(signal.SIGKILL)
+            row.injected = 1
+        first.communicate(timeout=30)
+        if first.returncode != -signal.SIGKILL:
+            row.notes.append(f"first worker was not killed (exit {first.returncode})")
+        row.notes.append(f"killed after {len(sandbox.calls())} placed")
+        sandbox.set_faults(None)
+        summary: dict[str, Any] | None = None
+        try_number = 2
+        for try_number in range(2, 2 + MAX_TRIES):
+            done = subprocess.run(
+                worker_command(store, try_number, args),
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=300,
+                check=False,
+            )
+            summary = parse_summary(done.stdout)
+            if done.returncode == 0:
+                break
+            row.notes.append(f"try {try_number} exit {done.returncode}: {done.stdout[-200:]!r}")
+            if done.returncode != 3:  # 3: records not reached; anything else will not get better
+                break
+        row.tries = try_number
+        return account(row, people, summary, sandbox.calls())
+
+
+def parse_summary(out: str) -> dict[str, Any] | None:
+    """The summary line a worker printed, if any."""
+    for line in out.splitlines():
+        if line.startswith("SUMMARY "):
+            return dict(json.loads(line[len("SUMMARY ") :]))
+    return None
+
+
+def worker(store_path: str, try_number: int, args: argparse.Namespace) -> int:
+    """Run one try in this process; print its summary. Exit 3 when records were not reached."""
+    from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
+
+    people = prospects(args.records, args.seed)
+    ti = FakeTI(try_number)
+    context = {"task_state_store": SqliteStateStore(store_path), "ti": ti}
+    code = 0
+    try:
+        summary = execute_try(make_task(people, 30.0), context, [])
+    except AirflowFailException:
+        summary, code = ti.xcom.get("summary"), 4
+    except AirflowException:
+        summary, code = ti.xcom.get("summary"), 3
+    print("SUMMARY " + json.dumps(summary), flush=True)
+    return code
+
+
+# --- table ------------------------------------------------------------------------------------
+
+COLUMNS = (
+    ("fault", 22),
+    ("faults injected", 15),
+    ("records", 7),
+    ("calls placed", 12),
+    ("duplicates", 10),
+    ("ambiguous", 9),
+    ("not reached", 11),
+    ("unaccounted", 11),
+    ("tries", 5),
+    ("secs", 5),
+    ("verdict", 7),
+)
+
+
+def table_line(row: Row) -> str:
+    """One row of the table."""
+    if row.skipped is not None:
+        return f"{row.fault:<22}  {row.skipped}"
+    verdict = "OK" if row.ok else "FAIL"
+    values = (
+        row.fault,
+        row.injected,
+        row.records,
+        row.placed,
+        row.duplicates,
+        row.ambiguous,
+        row.not_reached,
+        row.unaccounted,
+        row.tries,
+        f"{row.seconds:.1f}",
+        verdict,
+    )
+    cells = [
+        f"{v:<{w}}" if i == 0 else f"{v!s:>{w}}"
+        for i, (v, (_, w)) in enumerate(zip(values, COLUMNS, strict=True))
+    ]
+    return "  ".join(cells)
+
+
+def header() -> str:
+    """The table header and its rule."""
+    names = "  ".join(f"{n:<{w}}" if i == 0 else f"{n:>{w}}" for i, (n, w) in enumerate(COLUMNS))
+    return names + "\n" + "-" * len(names)
+
+
+# --- main -------------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--records", type=int, default=150, help="prospects per row (at most ~36,000)")
+    parser.add_argument("--seed", type=int, default=7, help="seed of the fault plans and the record order")
+    parser.add_argument("--worker", nargs=2, metavar=("STORE", "TRY"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.records < 1:
+        parser.error("--records must be at least 1")
+    return args
+
+
+def suite(args: argparse.Namespace) -> list[Row]:
+    """Run every row; print each as it finishes."""
+    people = prospects(args.records, args.seed)
+    seed = args.seed
+    slow = 1.0  # sandbox latency, past the 0.5 s read timeout of the rows that use it
+    rows: list[tuple[str, Callable[[Path], Row]]] = [
+        (
+            "429 storm",
+            # 30 429s in a row on one call (Retry-After: 0), two 1 s waits inside the hook's budget,
+            # one wait past it (ends the pass and defers), then 429s at random
+            lambda tmp: sandbox_row(
+                "429 storm",
+                people,
+                tmp,
+                {
+                    "script": ["429:0"] * 30 + ["ok", "429:1", "429:1", "429:3"],
+                    "rates": {"429": 0.3},
+                    "retry_after": 0,
+                    "seed": seed,
+                },
+                defer_threshold=2.0,
+            ),
+        ),
+        ("5xx", lambda tmp: sandbox_row("5xx", people, tmp, {"rates": {"5xx": 0.1}, "seed": seed})),
+        ("refused connections", lambda tmp: refused_row(people, tmp)),
+        (
+            "drop before body",
+            lambda tmp: sandbox_row(
+                "drop before body", people, tmp, {"rates": {"drop_before_body": 0.1}, "seed": seed}
+            ),
+        ),
+        (
+            "accept then reset",
+            lambda tmp: sandbox_row(
+                "accept then reset", people, tmp, {"rates": {"reset_after_accept": 0.1}, "seed": seed}
+            ),
+        ),
+        (
+            "slow past read timeout",
+            lambda tmp: sandbox_row(
+                "slow past read timeout",
+                people,
+                tmp,
+                {"rates": {"latency": 0.08}, "latency": slow, "seed": seed},
+                read_timeout=0.5,
+            ),
+        ),
+        (
+            "all of the above",
+            lambda tmp: sandbox_row(
+                "all of the above",
+                people,
+                tmp,
+                {
+                    "rates": {
+                        "429": 0.1,
+                        "5xx": 0.03,
+                        "drop_before_body": 0.03,
+                        "reset_after_accept": 0.03,
+                        "latency": 0.03,
+                    },
+                    "retry_after": 0,
+                    "latency": slow,
+                    "seed": seed,
+                },
+                read_timeout=0.5,
+            ),
+        ),
+        ("SIGKILLed worker", lambda tmp: sigkill_row(people, tmp, args)),
+    ]
+    results: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="alta-fault-suite-") as tmp:
+        for name, run in rows:
+            started = time.monotonic()
+            try:
+                row = run(Path(tmp))
+            except Exception as exc:  # a crashed row is a failed row, not a crashed suite
+                row = Row(name, unaccounted=len(people), notes=[f"crashed: {type(exc).__name__}: {exc}"])
+            row.seconds = time.monotonic() - started
+            results.append(row)
+            print(table_line(row), flush=True)
+    skipped = Row(SCHEDULER_ROW, skipped="not run: needs the real-scheduler suite")
+    print(table_line(skipped), flush=True)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the suite (or, with ``--worker``, one try of the SIGKILL row's batch)."""
+    args = parse_args(argv)
+    quiet_everything()
+    if args.worker:
+        return worker(args.worker[0], int(args.worker[1]), args)
+    _common.prepare_airflow_home()
+    started = time.monotonic()
+    print(f"Alta fault suite: {args.records} records per row, seed {args.seed}")
+    print(_common.environment_line())
+    print(header(), flush=True)
+    rows = suite(args)
+    failed = [row for row in rows if not row.ok]
+    print(f"\n{len(rows) - len(failed)}/{len(rows)} rows OK in {time.monotonic() - started:.0f} s")
+    for row in rows:
+        if row.notes and (not row.ok or os.environ.get("FAULT_SUITE_VERBOSE")):
+            print(f"  {row.fault}: " + "; ".join(row.notes))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
