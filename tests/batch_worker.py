@@ -1,32 +1,19 @@
 """A batch worker process for the kill test: runs the batch operator with a durable state store.
 
-The store is SQLite with a commit per write, like Airflow 3.3's database-backed task state store,
-so that what one try wrote is there for the next try after a SIGKILL.
+The store (the fault suite's ``SqliteStateStore``) is SQLite with a commit per write, like Airflow
+3.3's database-backed task state store, so what one try wrote is there for the next try after a SIGKILL.
 Usage: python batch_worker.py STORE_PATH TRY_NUMBER COUNT
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 import sys
+from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
 
-
-class SqliteStateStore:
-    """The task state store's ``get``/``set``, durable across processes."""
-
-    def __init__(self, path: str) -> None:
-        self.db = sqlite3.connect(path, isolation_level=None)
-        self.db.execute("CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-
-    def get(self, key: str, default: Any = None) -> Any:
-        row = self.db.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
-        return json.loads(row[0]) if row else default
-
-    def set(self, key: str, value: Any) -> None:
-        self.db.execute("INSERT OR REPLACE INTO state VALUES (?, ?)", (key, json.dumps(value)))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+from fault_suite import SqliteStateStore  # the one durable store of the test tooling
 
 
 def main() -> None:
