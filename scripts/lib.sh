@@ -17,7 +17,7 @@ ensure_venv() {
     if [ ! -x "$venv/bin/python" ]; then
         uv venv --quiet --python "$PYTHON_VERSION" "$venv" >&2
     fi
-    uv pip install --quiet --python "$venv/bin/python" -e ".[test]" "apache-airflow==$version" >&2
+    uv pip install --quiet --python "$venv/bin/python" -e ".[test]" "apache-airflow[celery,postgres]==$version" >&2
     echo "$venv"
 }
 
