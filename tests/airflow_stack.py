@@ -8,7 +8,8 @@
 ``alta_api`` pool, then starts ``api-server``, ``scheduler``, ``dag-processor`` and ``triggerer``,
 each in its own process group with its log under the home. With ``executor="CeleryExecutor"`` it
 also needs ``redis_url`` (the broker) and starts ``celery_workers`` workers with distinct
-hostnames. ``stop()`` ends every component, checks that no process of theirs is left, and removes
+hostnames; ``component_env`` adds variables to one component's environment. ``stop()`` ends
+every component, checks that no process of theirs is left, and removes
 the database and the home. Tests read the run through the REST API (everyone is admin).
 """
 
@@ -55,6 +56,7 @@ class AirflowStack:
         celery_workers: int = 0,
         worker_concurrency: int = 4,
         env: Mapping[str, str] | None = None,
+        component_env: Mapping[str, Mapping[str, str]] | None = None,
         keep_logs: Path | None = None,
     ) -> None:
         if executor == "CeleryExecutor" and (redis_url is None or celery_workers < 1):
@@ -67,6 +69,7 @@ class AirflowStack:
         self.celery_workers = celery_workers
         self.worker_concurrency = worker_concurrency
         self.extra_env = dict(env or {})
+        self.component_env = {k: dict(v) for k, v in (component_env or {}).items()}
         self.keep_logs = keep_logs
         self.postgres = PostgresServer(("airflow",))
         self.home = Path(tempfile.mkdtemp(prefix="alta-stack-"))
@@ -153,6 +156,13 @@ class AirflowStack:
             raise AirflowStackError(f"airflow {' '.join(args[:3])} failed:\n{result.stderr[-3000:]}")
         return result.stdout
 
+    def add_alta_connection(self, host: str, token: str, **extra: Any) -> None:
+        """Create ``alta_default`` (pointing at the sandbox) as a user would, with the CLI."""
+        self.airflow(
+            "connections", "add", "alta_default", "--conn-type", "alta", "--conn-host", host,
+            "--conn-password", token, "--conn-extra", json.dumps(extra),
+        )  # fmt: skip
+
     def _command(self, component: str) -> list[str]:
         airflow = airflow_executable()
         if component == "api-server":
@@ -170,7 +180,7 @@ class AirflowStack:
         with log.open("ab") as out:
             self.processes[component] = subprocess.Popen(
                 self._command(component),
-                env=self.env(),
+                env={**self.env(), **self.component_env.get(component, {})},
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,

@@ -8,7 +8,6 @@ The sandbox's limit is scaled down from 100 a minute to 50 per 10 s so the suite
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import signal
 import time
@@ -69,11 +68,7 @@ def stack(sandbox: AltaSandbox) -> Iterator[AirflowStack]:
         keep_logs=REPO / "artifacts" / "e2e" / "local-executor",
     )
     with deployment:
-        deployment.airflow(
-            "connections", "add", "alta_default", "--conn-type", "alta",
-            "--conn-host", sandbox.base_url, "--conn-password", sandbox.token,
-            "--conn-extra", json.dumps({"calls_per_minute": LIMIT * 60 / WINDOW}),
-        )  # fmt: skip
+        deployment.add_alta_connection(sandbox.base_url, sandbox.token, calls_per_minute=LIMIT * 60 / WINDOW)
         deployment.wait_for_dags([BULK, PIPELINE, DEFERRED])
         yield deployment
 
