@@ -7,22 +7,29 @@ import sys
 from pathlib import Path
 
 import pytest
+from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_3_PLUS
 
 pytestmark = pytest.mark.integration
 
 SCRIPT = Path(__file__).parents[2] / "scripts" / "fault_suite.py"
 
 
+@pytest.mark.timeout(900)
 def test_fault_suite_rows_are_all_ok(tmp_path):
     result = subprocess.run(
         [sys.executable, str(SCRIPT), "--records", "80"],
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=900,
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     rows = [line for line in result.stdout.splitlines() if line.rstrip().endswith(("OK", "FAIL"))]
-    assert len(rows) == 8
     assert all(line.rstrip().endswith("OK") for line in rows)
-    assert "restarted scheduler" in result.stdout
+    scheduler = next(line for line in result.stdout.splitlines() if line.startswith("restarted scheduler"))
+    if AIRFLOW_V_3_3_PLUS:  # the row runs a real deployment and kills its scheduler mid-batch
+        assert len(rows) == 9
+        assert scheduler in rows
+    else:
+        assert len(rows) == 8
+        assert "not run: needs Airflow 3.3+" in scheduler
