@@ -17,7 +17,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,27 +28,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from ports import free_port, port_closed
+
 HEALTH_PATH = "/api/v2/monitor/health"
 
 
 class AirflowApiServerError(RuntimeError):
     """The api-server is missing, did not come up, or did not go away."""
-
-
-def free_port() -> int:
-    """A loopback TCP port that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def port_closed(port: int) -> bool:
-    """True when nothing accepts connections on 127.0.0.1:``port``."""
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return False
-    except OSError:
-        return True
 
 
 def group_alive(pgid: int) -> bool:

@@ -31,7 +31,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from airflow_api_server import _fernet_key, airflow_executable, free_port, group_alive, port_closed
+from airflow_api_server import _fernet_key, airflow_executable, group_alive
+from ports import free_port, port_closed
 from postgres_server import PostgresServer
 
 CORE_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")

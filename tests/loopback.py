@@ -72,9 +72,3 @@ class RawServer:
         self._stop.set()
         self._thread.join(5)
         self.sock.close()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])

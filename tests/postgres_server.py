@@ -15,12 +15,13 @@ import contextlib
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
+
+from ports import free_port, port_closed
 
 INSTALL_HINT = "apt-get install -y postgresql"
 SUPERUSER = "postgres"
@@ -38,22 +39,6 @@ def find_bindir() -> Path:
     if not candidates:
         raise PostgresServerError(f"no PostgreSQL server binaries under /usr/lib/postgresql: {INSTALL_HINT}")
     return candidates[-1].parent
-
-
-def free_port() -> int:
-    """A loopback TCP port that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def port_closed(port: int) -> bool:
-    """True when nothing accepts connections on 127.0.0.1:``port``."""
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return False
-    except OSError:
-        return True
 
 
 class PostgresServer:

@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from ports import free_port, port_closed
+
 INSTALL_HINT = "apt-get install -y redis-server"
 
 
@@ -34,13 +36,6 @@ def find_redis_server() -> str:
     return path
 
 
-def free_port() -> int:
-    """A loopback TCP port that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def ping(port: int, timeout: float = 0.5) -> bool:
     """True when a Redis on 127.0.0.1:``port`` answers PING with PONG."""
     try:
@@ -49,15 +44,6 @@ def ping(port: int, timeout: float = 0.5) -> bool:
             return sock.recv(64).startswith(b"+PONG")
     except OSError:
         return False
-
-
-def port_closed(port: int) -> bool:
-    """True when nothing accepts connections on 127.0.0.1:``port``."""
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return False
-    except OSError:
-        return True
 
 
 class RedisServer:

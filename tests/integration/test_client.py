@@ -10,7 +10,8 @@ import threading
 import time
 
 import pytest
-from loopback import RawServer, free_port, read_request, reset
+from loopback import RawServer, read_request, reset
+from ports import free_port
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
