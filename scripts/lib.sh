@@ -21,13 +21,22 @@ ensure_venv() {
     echo "$venv"
 }
 
-# ensure_debian COMMAND PACKAGE: install a Debian package for a test server or browser if missing.
-ensure_debian() {
-    local command=$1 package=$2 sudo=""
-    command -v "$command" >/dev/null 2>&1 && return 0
+# install_debian PACKAGE: install a Debian package (apt-get update first if the lists are stale).
+install_debian() {
+    local package=$1 sudo=""
     [ "$(id -u)" = 0 ] || sudo="sudo"
     echo "Installing Debian package $package (needed by the tests)..." >&2
     $sudo apt-get install -y -qq "$package" >/dev/null 2>&1 || {
         $sudo apt-get update -qq >/dev/null && $sudo apt-get install -y -qq "$package" >/dev/null
     }
+}
+
+# ensure_debian COMMAND PACKAGE: install a Debian package for a test server or browser if missing.
+ensure_debian() {
+    command -v "$1" >/dev/null 2>&1 || install_debian "$2"
+}
+
+# ensure_postgres_server: PostgreSQL's server binaries (the client alone may already be installed).
+ensure_postgres_server() {
+    compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || install_debian postgresql
 }
