@@ -45,7 +45,7 @@ def example_alta_new_leads_producer() -> None:
     dag_id="example_alta_call_new_leads", schedule=[NEW_LEADS], start_date=START, catchup=False, tags=["alta"]
 )
 def example_alta_call_new_leads() -> None:
-    @task
+    @task(show_return_value_in_logs=False)  # phone numbers stay out of the log
     def load_new_leads() -> list[dict[str, Any]]:
         return list(json.loads(NEW_LEADS_FILE.read_text()))
 

@@ -35,14 +35,14 @@ log = logging.getLogger(__name__)
     },
 )
 def example_alta_leads_pipeline() -> None:
-    @task
+    @task(show_return_value_in_logs=False)  # the rows hold phone numbers: keep them out of the log
     def extract(params: dict[str, Any] | None = None) -> list[dict[str, str]]:
         """Read the leads export."""
         assert params is not None
         with open(params["leads_csv"], newline="") as f:
             return list(csv.DictReader(f))
 
-    @task
+    @task(show_return_value_in_logs=False)
     def clean(
         rows: list[dict[str, str]], params: dict[str, Any] | None = None, ti: Any = None
     ) -> list[dict[str, Any]]:

@@ -429,15 +429,22 @@ def scheduler_row(people: list[dict[str, str]], tmp: Path) -> Row:
             deadline = time.monotonic() + 300
             while len(sandbox.calls()) < len(people) // 3 and time.monotonic() < deadline:
                 time.sleep(0.05)
+            placed_at_kill = len(sandbox.calls())
             stack.kill_component("scheduler", signal.SIGKILL)
+            if not 0 < placed_at_kill < len(people):
+                raise RuntimeError(
+                    f"the kill did not land mid-batch ({placed_at_kill} of {len(people)} placed)"
+                )
             row.injected = 1
-            row.notes.append(f"scheduler killed after {len(sandbox.calls())} placed")
+            row.notes.append(f"scheduler and its task processes killed after {placed_at_kill} placed")
             stack.start_component("scheduler")
             restarted = time.monotonic()
             state = stack.wait_for_run(dag_id, run, timeout=600)
             row.notes.append(f"run finished {time.monotonic() - restarted:.0f} s after the restart")
             [ti] = stack.task_instances(dag_id, run)
             row.tries = int(ti["try_number"])
+            if row.tries < 2:
+                raise RuntimeError("the batch was not retried after the scheduler restart")
             row.notes.append(f"run {state}, task {ti['state']}")
             summary = stack.xcom(dag_id, run, "call_campaign") if ti["state"] == "success" else None
         return account(row, people, summary, sandbox.calls())

@@ -31,6 +31,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import psutil
 from airflow_api_server import _fernet_key, airflow_executable, group_alive
 from ports import free_port, port_closed
 from postgres_server import PostgresServer
@@ -73,8 +74,8 @@ class AirflowStack:
         self.component_env = {k: dict(v) for k, v in (component_env or {}).items()}
         self.keep_logs = keep_logs
         self.postgres = PostgresServer(("airflow",))
-        self.home = Path(tempfile.mkdtemp(prefix="alta-stack-"))
-        self.dags = self.home / "dags"
+        self.home = Path()
+        self.dags = Path()
         self.port = 0
         self._log_ports = (0, 0)
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
@@ -120,10 +121,10 @@ class AirflowStack:
 
     def start(self) -> AirflowStack:
         """Database, migration, pool, then every component; waits until the API is healthy."""
+        self.home = Path(tempfile.mkdtemp(prefix="alta-stack-"))
+        self.dags = self.home / "dags"
         try:
-            self._log_ports = (free_port(), free_port())
             self.postgres.start()
-            self.port = free_port()
             self.dags.mkdir()
             for source in self.dag_sources:
                 if source.is_dir():
@@ -133,6 +134,8 @@ class AirflowStack:
             (self.home / "logs").mkdir()
             self.airflow("db", "migrate", timeout=900)
             self.airflow("pools", "set", "alta_api", str(self.pool_slots), "Alta API calls")
+            self.port = free_port()  # chosen after the migration, whose connections could take one
+            self._log_ports = (free_port(), free_port())
             for component in CORE_COMPONENTS:
                 self.start_component(component)
             self._wait_healthy()
@@ -189,10 +192,21 @@ class AirflowStack:
             )
 
     def kill_component(self, component: str, sig: int = signal.SIGKILL, timeout: float = 60) -> None:
-        """Send ``sig`` to the component's whole process group and wait until the group is gone."""
-        process = self.processes.pop(component)
+        """Send ``sig`` to the component's process group and to every descendant, and wait for all.
+
+        Airflow 3 runs each task in a process group of its own, so the descendants are collected
+        first; whatever outlives the signal (and SIGTERM's grace time) is SIGKILLed.
+        """
+        process = self.processes[component]
+        try:
+            descendants = psutil.Process(process.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            descendants = []
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, sig)
+        for child in descendants:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.send_signal(sig)
         try:
             process.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -208,6 +222,14 @@ class AirflowStack:
             time.sleep(0.5)
             if group_alive(process.pid):
                 raise AirflowStackError(f"processes of {component} (group {process.pid}) are still alive")
+        _, alive = psutil.wait_procs(descendants, timeout=timeout)
+        for child in alive:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()
+        _, alive = psutil.wait_procs(alive, timeout=10)
+        if alive:
+            raise AirflowStackError(f"processes {[p.pid for p in alive]} of {component} are still alive")
+        del self.processes[component]
 
     def _wait_healthy(self, timeout: float = 240) -> None:
         deadline = time.monotonic() + timeout
@@ -221,6 +243,17 @@ class AirflowStack:
                     return
             time.sleep(0.5)
         raise AirflowStackError(f"the api-server did not become healthy:\n{self.log_tail('api-server')}")
+
+    def logs_containing(self, needles: Sequence[str]) -> dict[str, list[str]]:
+        """Which of ``needles`` appear in which log file (components' and tasks') under the home."""
+        found: dict[str, list[str]] = {}
+        for path in (self.home / "logs").rglob("*"):
+            if path.is_file():
+                text = path.read_text(errors="replace")
+                hits = [needle for needle in needles if needle in text]
+                if hits:
+                    found[str(path.relative_to(self.home))] = hits
+        return found
 
     def log_tail(self, component: str, chars: int = 3000) -> str:
         """The end of a component's log."""
@@ -320,17 +353,22 @@ class AirflowStack:
     def stop(self) -> None:
         """End every component (TERM, then KILL), then PostgreSQL; check nothing is left."""
         problems: list[str] = []
-        for component in reversed(list(self.processes)):
+        try:
+            for component in reversed(list(self.processes)):
+                try:
+                    self.kill_component(component, signal.SIGTERM, timeout=30)
+                except (AirflowStackError, subprocess.TimeoutExpired) as exc:
+                    problems.append(str(exc))
+            if self.port and not port_closed(self.port):
+                problems.append(f"port {self.port} still answers after the api-server stopped")
+        finally:
             try:
-                self.kill_component(component, signal.SIGTERM, timeout=30)
-            except AirflowStackError as exc:
-                problems.append(str(exc))
-        if self.port and not port_closed(self.port):
-            problems.append(f"port {self.port} still answers after the api-server stopped")
-        self.postgres.stop()
-        if self.keep_logs is not None and (self.home / "logs").exists():
-            shutil.copytree(self.home / "logs", self.keep_logs, dirs_exist_ok=True)
-        shutil.rmtree(self.home, ignore_errors=True)
+                self.postgres.stop()
+            finally:
+                if self.home != Path():
+                    if self.keep_logs is not None and (self.home / "logs").exists():
+                        shutil.copytree(self.home / "logs", self.keep_logs, dirs_exist_ok=True)
+                    shutil.rmtree(self.home, ignore_errors=True)
         if problems:
             raise AirflowStackError("; ".join(problems))
 

@@ -28,6 +28,10 @@ class NumberPool:
         self._numbers = fictional_numbers(size)
         self._next = 0
 
+    def handed_out(self) -> list[str]:
+        """Every number given to a lead so far."""
+        return self._numbers[: self._next]
+
     def take(self, count: int) -> list[str]:
         if self._next + count > len(self._numbers):
             raise ValueError("out of fictional numbers")
@@ -78,6 +82,13 @@ def calls_where(journal: Iterable[dict[str, Any]], **data: str) -> list[dict[str
     return [r for r in journal if all((r["body"].get("data") or {}).get(k) == v for k, v in data.items())]
 
 
+def overlap_seconds(a: Sequence[dict[str, Any]], b: Sequence[dict[str, Any]]) -> float:
+    """How long two sets of calls were being placed at the same time."""
+    start = max(min(received_at(r) for r in a), min(received_at(r) for r in b))
+    end = min(max(received_at(r) for r in a), max(received_at(r) for r in b))
+    return (end - start).total_seconds()
+
+
 def called_numbers(records: Iterable[dict[str, Any]]) -> Counter[str]:
     return Counter(r["body"]["phoneNumber"] for r in records)
 
@@ -88,7 +99,11 @@ def twice(records: Iterable[dict[str, Any]]) -> dict[str, int]:
 
 
 def max_in_window(records: Iterable[dict[str, Any]], window: float) -> int:
-    """The most calls the journal holds in any rolling window of ``window`` seconds."""
+    """The most calls the journal holds in any rolling window of ``window`` seconds.
+
+    With the sandbox's limit on, this can never exceed it (the excess gets 429 and is not
+    journaled): pair it with "no 429s" to show the client itself kept under the limit.
+    """
     times = sorted(received_at(r).timestamp() for r in records)
     best, start = 0, 0
     for end, t in enumerate(times):

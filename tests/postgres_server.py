@@ -69,7 +69,7 @@ class PostgresServer:
             entry = pwd.getpwnam(self._user)
             for path in (self._dir, data, sockets):
                 os.chown(path, entry.pw_uid, entry.pw_gid)
-        self._run(
+        self._run_or_clean_up(
             [str(bindir / "initdb"), "-D", str(data), "-U", SUPERUSER, "-A", "trust", "-E", "UTF8",
              "--no-sync", "--locale", "C"]
         )  # fmt: skip
@@ -86,8 +86,12 @@ class PostgresServer:
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline and self.process.poll() is None:
             if self._ready(bindir):
-                for database in self.databases:
-                    self.psql(f'CREATE DATABASE "{database}"')
+                try:
+                    for database in self.databases:
+                        self.psql(f'CREATE DATABASE "{database}"')
+                except BaseException:
+                    self.stop()
+                    raise
                 return self
             time.sleep(0.2)
         tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
@@ -109,6 +113,13 @@ class PostgresServer:
             check=False,
         )
         return result.returncode == 0
+
+    def _run_or_clean_up(self, cmd: list[str]) -> str:
+        try:
+            return self._run(cmd)
+        except BaseException:
+            self.stop()
+            raise
 
     def _run(self, cmd: list[str]) -> str:
         result = subprocess.run(

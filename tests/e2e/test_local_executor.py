@@ -14,15 +14,16 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_3_PLUS
 from airflow_stack import AirflowStack
 from campaign_checks import (
     NumberPool,
     called_numbers,
     calls_where,
     leads,
-    max_in_window,
     received_at,
     twice,
     window_opening_in,
@@ -34,10 +35,16 @@ from airflow_provider_alta.sandbox import AltaSandbox
 REPO = Path(__file__).resolve().parents[2]
 E2E_DAGS = Path(__file__).parent / "dags"
 LIMIT, WINDOW = 50, 10.0
+PACE = 240  # calls a minute the batches pace at: 40 per 10 s, leaving room for the six single calls
 POOL = 3
 BULK = "example_alta_bulk_campaign"
 PIPELINE = "example_alta_leads_pipeline"
 DEFERRED = "e2e_deferred_calls"
+
+
+NEEDS_STATE_STORE = pytest.mark.skipif(
+    not AIRFLOW_V_3_3_PLUS, reason="resuming without a second call needs Airflow 3.3's task state store"
+)
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +64,7 @@ def stack(sandbox: AltaSandbox) -> Iterator[AirflowStack]:
         keep_logs=REPO / "artifacts" / "e2e" / "local-executor",
     )
     with deployment:
-        deployment.add_alta_connection(sandbox.base_url, sandbox.token, calls_per_minute=LIMIT * 60 / WINDOW)
+        deployment.add_alta_connection(sandbox.base_url, sandbox.token, calls_per_minute=PACE)
         deployment.wait_for_dags([BULK, PIPELINE, DEFERRED])
         yield deployment
 
@@ -72,12 +79,13 @@ class DeferredCampaign:
     deferred_seen: set[tuple[str, int]]
     calls_before_open: int
     states: tuple[str, str]
+    stats: dict[str, Any]
 
 
 @pytest.fixture(scope="module")
 def deferred_campaign(stack: AirflowStack, sandbox: AltaSandbox, numbers: NumberPool) -> DeferredCampaign:
-    """A bulk run of 320 and six single calls whose window opens 100-160 s after the trigger."""
-    zone, window, opens = window_opening_in(100)
+    """A bulk run of 320 and six single calls whose window opens 120-180 s after the trigger."""
+    zone, window, opens = window_opening_in(120)
     bulk_leads = leads("B", numbers.take(320), zone)
     write_leads(stack.dags / "data" / "sample_leads.csv", bulk_leads)
     singles = [{"name": f"D{i}", "phone_number": n, "timezone": zone} for i, n in enumerate(numbers.take(6))]
@@ -89,7 +97,8 @@ def deferred_campaign(stack: AirflowStack, sandbox: AltaSandbox, numbers: Number
         tis = stack.task_instances(BULK, bulk_run) + stack.task_instances(DEFERRED, single_run)
         deferred_seen |= {(t["task_id"], t["map_index"]) for t in tis if t["state"] == "deferred"}
         time.sleep(1)
-    calls_before_open = len(sandbox.calls())
+    time.sleep(max(0.0, (opens - dt.datetime.now(dt.timezone.utc)).total_seconds() - 2))
+    calls_before_open = len(sandbox.calls())  # two seconds before the window opens
     states = (stack.wait_for_run(BULK, bulk_run), stack.wait_for_run(DEFERRED, single_run))
     return DeferredCampaign(
         opens,
@@ -100,6 +109,7 @@ def deferred_campaign(stack: AirflowStack, sandbox: AltaSandbox, numbers: Number
         deferred_seen,
         calls_before_open,
         states,
+        sandbox.stats(),
     )
 
 
@@ -109,8 +119,10 @@ def test_calls_outside_their_window_wait_in_the_triggerer_and_are_placed_once_it
     c = deferred_campaign
     assert c.states == ("success", "success")
     # every task waited as a deferred task (in the triggerer, holding no worker and no pool slot)
-    assert ("call_campaign", -1) in c.deferred_seen
-    assert {t for t in c.deferred_seen if t[0] == "call_lead"} == {("call_lead", i) for i in range(6)}
+    assert ("call_campaign", -1) in c.deferred_seen, "the batch did not defer before the window opened"
+    assert {t for t in c.deferred_seen if t[0] == "call_lead"} == {("call_lead", i) for i in range(6)}, (
+        "not every single call was deferred before the window opened (infrastructure too slow?)"
+    )
     assert c.calls_before_open == 0
     journal = sandbox.calls()
     bulk = calls_where(journal, run_id=c.bulk_run)
@@ -118,7 +130,9 @@ def test_calls_outside_their_window_wait_in_the_triggerer_and_are_placed_once_it
     singles = [r for r in journal if r["body"]["phoneNumber"] in c.single_numbers]
     assert called_numbers(singles) == dict.fromkeys(c.single_numbers, 1)
     assert min(received_at(r) for r in bulk + singles) >= c.opens
-    assert max_in_window(journal, WINDOW) <= LIMIT
+    # the batch's pacing kept the rate under the limit: the sandbox never had to refuse a call
+    assert c.stats["responses"] == {"200": 326}
+    assert c.stats["max_in_flight"] <= POOL
     for dag_id, run in ((BULK, c.bulk_run), (DEFERRED, c.single_run)):
         finished = {
             (t["task_id"], t["map_index"]): (t["state"], t["try_number"])
@@ -127,6 +141,7 @@ def test_calls_outside_their_window_wait_in_the_triggerer_and_are_placed_once_it
         assert set(finished.values()) == {("success", 1)}, finished
 
 
+@NEEDS_STATE_STORE
 def test_clearing_a_finished_bulk_task_calls_nobody_again(
     stack: AirflowStack, sandbox: AltaSandbox, deferred_campaign: DeferredCampaign
 ) -> None:
@@ -159,19 +174,20 @@ def test_leads_pipeline_pool_caps_in_flight_and_429s_fail_no_task(
     stats = sandbox.stats()
     assert state == "success"
     assert 2 <= stats["max_in_flight"] <= POOL
-    assert stats["responses"].get("429", 0) > 0
+    assert stats["responses"].get("429", 0) > 0  # the sandbox refused the excess, and yet:
     journal = sandbox.calls()
     assert called_numbers(journal) == {lead["phone"]: 1 for lead in pipeline_leads}
-    assert max_in_window(journal, WINDOW) <= 10
     calls = [t for t in stack.task_instances(PIPELINE, run) if t["task_id"] == "call_lead"]
     assert len(calls) == 64
     assert {(t["state"], t["try_number"]) for t in calls} == {("success", 1)}
     assert stack.xcom(PIPELINE, run, "summary")["placed"] == 64
 
 
+@NEEDS_STATE_STORE
 def test_worker_killed_mid_batch_is_retried_without_calling_anyone_twice(
     stack: AirflowStack, sandbox: AltaSandbox, numbers: NumberPool
 ) -> None:
+    sandbox.reset()
     kill_leads = leads("K", numbers.take(320), "America/New_York")
     write_leads(stack.dags / "data" / "sample_leads.csv", kill_leads)
     run = stack.trigger(BULK, {"calling_hours": "off"})
@@ -190,7 +206,7 @@ def test_worker_killed_mid_batch_is_retried_without_calling_anyone_twice(
     assert (ti["state"], ti["try_number"]) == ("success", 2)
     calls = calls_where(sandbox.calls(), run_id=run)
     assert twice(calls) == {}
-    assert max_in_window(calls, WINDOW) <= LIMIT
+    assert sandbox.stats()["responses"] == {"200": len(calls)}  # the retry kept the pace too
     assert 60 <= killed_at < 320
     outcomes = stack.xcom(BULK, run, "call_campaign")["outcomes"]
     assert set(outcomes) == {lead["lead_id"] for lead in kill_leads}
@@ -200,3 +216,11 @@ def test_worker_killed_mid_batch_is_retried_without_calling_anyone_twice(
         assert state in ("called", "ambiguous")
         assert journaled[lead["phone"]] == 1 if state == "called" else journaled[lead["phone"]] <= 1
     assert sum(o["state"] == "ambiguous" for o in outcomes.values()) <= 1
+
+
+def test_no_log_holds_a_full_phone_number_or_the_token(
+    stack: AirflowStack, sandbox: AltaSandbox, numbers: NumberPool
+) -> None:
+    """Every log the deployment wrote (components and every task try) shows numbers masked only."""
+    assert len(numbers.handed_out()) >= 700
+    assert stack.logs_containing([*numbers.handed_out(), sandbox.token]) == {}

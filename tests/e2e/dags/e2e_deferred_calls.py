@@ -17,7 +17,7 @@ from airflow_provider_alta.operators.alta import TriggerAssistantCallOperator
     params={"leads": [], "calling_hours": "08:00-21:00"},
 )
 def e2e_deferred_calls() -> None:
-    @task
+    @task(show_return_value_in_logs=False)
     def leads(params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         assert params is not None
         return list(params["leads"])
