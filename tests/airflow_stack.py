@@ -367,7 +367,8 @@ class AirflowStack:
             finally:
                 if self.home != Path():
                     if self.keep_logs is not None and (self.home / "logs").exists():
-                        shutil.copytree(self.home / "logs", self.keep_logs, dirs_exist_ok=True)
+                        shutil.rmtree(self.keep_logs, ignore_errors=True)  # this run's logs only
+                        shutil.copytree(self.home / "logs", self.keep_logs)
                     shutil.rmtree(self.home, ignore_errors=True)
         if problems:
             raise AirflowStackError("; ".join(problems))
