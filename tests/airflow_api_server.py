@@ -56,6 +56,52 @@ def airflow_executable() -> str:
     return str(path)
 
 
+def airflow_secrets() -> dict[str, str]:
+    """Fresh keys every process of one Airflow must share (Fernet, JWT, the API's session key)."""
+    return {
+        "AIRFLOW__CORE__FERNET_KEY": _fernet_key(),
+        "AIRFLOW__API_AUTH__JWT_SECRET": os.urandom(16).hex(),
+        "AIRFLOW__API__SECRET_KEY": os.urandom(16).hex(),
+    }
+
+
+def call_api(base_url: str, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    """Call an Airflow REST API; returns ``(status, decoded JSON or None)``."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(
+        base_url + path, data=data, method=method, headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            status, raw = response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        status, raw = exc.code, exc.read()
+    return status, (json.loads(raw) if raw else None)
+
+
+def end_process_group(process: subprocess.Popen[bytes], sig: int, timeout: float) -> bool:
+    """Send ``sig`` to the group ``process`` leads (``start_new_session``), SIGKILL what outlives
+    ``timeout``, and wait; returns whether every process of the group is gone.
+    """
+    pgid = process.pid  # start_new_session: the leader's pid is the group id
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, sig)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGKILL)
+        process.wait(timeout)
+    deadline = time.monotonic() + timeout
+    while group_alive(pgid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if group_alive(pgid):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGKILL)
+        time.sleep(0.5)
+    return not group_alive(pgid)
+
+
 class AirflowApiServer:
     """One ``airflow api-server`` on 127.0.0.1, started by ``start()`` or ``with``.
 
@@ -78,11 +124,7 @@ class AirflowApiServer:
         self.home: Path | None = None
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
-        self._secrets = {
-            "AIRFLOW__CORE__FERNET_KEY": _fernet_key(),
-            "AIRFLOW__API_AUTH__JWT_SECRET": os.urandom(16).hex(),
-            "AIRFLOW__API__SECRET_KEY": os.urandom(16).hex(),
-        }
+        self._secrets = airflow_secrets()
 
     @property
     def url(self) -> str:
@@ -163,39 +205,16 @@ class AirflowApiServer:
 
     def api(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         """Call the REST API; returns ``(status, decoded JSON or None)``."""
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(
-            self.url + path, data=data, method=method, headers={"Content-Type": "application/json"}
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=60) as response:
-                status, raw = response.status, response.read()
-        except urllib.error.HTTPError as exc:
-            status, raw = exc.code, exc.read()
-        return status, (json.loads(raw) if raw else None)
+        return call_api(self.url, method, path, body)
 
     def stop(self) -> None:
         """End the process group (SIGTERM, then SIGKILL), wait, and check nothing is left."""
         process, self.process = self.process, None
         if process is not None:
-            pgid = process.pid  # start_new_session: the leader's pid is the group id
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pgid, signal.SIGTERM)
-            try:
-                process.wait(self.stop_timeout)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(pgid, signal.SIGKILL)
-                process.wait(self.stop_timeout)
-            deadline = time.monotonic() + self.stop_timeout
-            while group_alive(pgid) and time.monotonic() < deadline:
-                time.sleep(0.1)
-            if group_alive(pgid):
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(pgid, signal.SIGKILL)
-                time.sleep(0.5)
-                if group_alive(pgid):
-                    raise AirflowApiServerError(f"processes of the api-server group {pgid} are still alive")
+            if not end_process_group(process, signal.SIGTERM, self.stop_timeout):
+                raise AirflowApiServerError(
+                    f"processes of the api-server group {process.pid} are still alive"
+                )
             if self.port and not port_closed(self.port):
                 raise AirflowApiServerError(f"port {self.port} still answers after the api-server stopped")
         self._cleanup_home()

@@ -32,7 +32,7 @@ from types import TracebackType
 from typing import Any
 
 import psutil
-from airflow_api_server import _fernet_key, airflow_executable, group_alive
+from airflow_api_server import airflow_executable, airflow_secrets, call_api, end_process_group
 from ports import free_port, port_closed
 from postgres_server import PostgresServer
 
@@ -79,11 +79,7 @@ class AirflowStack:
         self.port = 0
         self._log_ports = (0, 0)
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
-        self._secrets = {
-            "AIRFLOW__CORE__FERNET_KEY": _fernet_key(),
-            "AIRFLOW__API_AUTH__JWT_SECRET": os.urandom(16).hex(),
-            "AIRFLOW__API__SECRET_KEY": os.urandom(16).hex(),
-        }
+        self._secrets = airflow_secrets()
 
     # --- set-up --------------------------------------------------------------------------------
 
@@ -202,26 +198,11 @@ class AirflowStack:
             descendants = psutil.Process(process.pid).children(recursive=True)
         except psutil.NoSuchProcess:
             descendants = []
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, sig)
         for child in descendants:
             with contextlib.suppress(psutil.NoSuchProcess):
                 child.send_signal(sig)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout)
-        deadline = time.monotonic() + timeout
-        while group_alive(process.pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if group_alive(process.pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            time.sleep(0.5)
-            if group_alive(process.pid):
-                raise AirflowStackError(f"processes of {component} (group {process.pid}) are still alive")
+        if not end_process_group(process, sig, timeout):
+            raise AirflowStackError(f"processes of {component} (group {process.pid}) are still alive")
         _, alive = psutil.wait_procs(descendants, timeout=timeout)
         for child in alive:
             with contextlib.suppress(psutil.NoSuchProcess):
@@ -264,16 +245,7 @@ class AirflowStack:
 
     def api(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         """Call the REST API; returns ``(status, decoded JSON or None)``."""
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(
-            self.url + path, data=data, method=method, headers={"Content-Type": "application/json"}
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=60) as response:
-                status, raw = response.status, response.read()
-        except urllib.error.HTTPError as exc:
-            status, raw = exc.code, exc.read()
-        return status, (json.loads(raw) if raw else None)
+        return call_api(self.url, method, path, body)
 
     def _ok(self, method: str, path: str, body: Any = None) -> Any:
         status, answer = self.api(method, path, body)
@@ -339,14 +311,20 @@ class AirflowStack:
         value = self._ok("GET", path + "?deserialize=true")["value"]
         return json.loads(value) if isinstance(value, str) and value[:1] in "[{" else value
 
-    def clear_task(self, dag_id: str, run_id: str, task_id: str) -> None:
-        """Clear one finished task of a run (as the UI's Clear does); the scheduler runs it again."""
+    def rerun_task(self, dag_id: str, run_id: str, task_id: str) -> tuple[str, dict[str, Any]]:
+        """Clear one finished task (as the UI's Clear does) and wait for the scheduler to run it again.
+
+        Returns the run's final state and the task's instance.
+        """
         self._ok(
             "POST",
             f"/api/v2/dags/{dag_id}/clearTaskInstances",
             {"dry_run": False, "dag_run_id": run_id, "task_ids": [task_id], "only_failed": False,
              "reset_dag_runs": True},
         )  # fmt: skip
+        state = self.wait_for_run(dag_id, run_id)
+        [ti] = [t for t in self.task_instances(dag_id, run_id) if t["task_id"] == task_id]
+        return state, ti
 
     # --- tear-down -----------------------------------------------------------------------------
 
