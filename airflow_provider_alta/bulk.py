@@ -201,13 +201,28 @@ def _replay(key: str, earlier: Mapping[str, Any], plan: Plan, result: PassResult
 
 
 def _send(key: str, pkey: str, call: AssistantCall, plan: Plan, result: PassResult) -> None:
+    passed: list[Gate] = []
     try:
         for gate in plan.gates:
             gate.acquire()
+            passed.append(gate)
     except GateError as exc:
+        _release(passed)
         result.record(key, NOT_REACHED, str(exc))
         _stop(result, f"the rate limiter failed ({exc})")
         return
+    try:
+        _send_through(key, pkey, call, plan, result)
+    finally:
+        _release(passed)
+
+
+def _release(gates: list[Gate]) -> None:
+    for gate in reversed(gates):
+        gate.release()
+
+
+def _send_through(key: str, pkey: str, call: AssistantCall, plan: Plan, result: PassResult) -> None:
     plan.progress.set(pkey, {"state": SENDING, "by": plan.attempt})
     try:
         plan.send(call)

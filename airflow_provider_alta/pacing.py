@@ -20,10 +20,14 @@ class GateError(RuntimeError):
 
 
 class Gate(Protocol):
-    """Something a call must pass before it is sent."""
+    """Something a call must pass before it is sent, and hear about when it has ended."""
 
     def acquire(self) -> float:
         """Block until the next call may go; return the seconds waited."""
+        ...
+
+    def release(self) -> None:
+        """The call this thread's last :meth:`acquire` let through has ended (answered or failed)."""
         ...
 
 
@@ -66,6 +70,9 @@ class Pacer:
         if wait > 0:
             self._sleep(wait)
         return wait
+
+    def release(self) -> None:
+        """Nothing to do: the spacing counts from each slot."""
 
 
 def per_task_rate(calls_per_minute: float, pool_slots: int) -> float:

@@ -6,29 +6,32 @@ spaces one task's calls; when several tasks, DAGs or workers use one token, a
 
     limiter = SharedLimiter("redis://127.0.0.1:6379/0", token=token, calls_per_minute=100)
     limiter.acquire()  # blocks until this call fits in the token's window
-    client.trigger(call)
+    try:
+        client.trigger(call)
+    finally:
+        limiter.release()  # the call has ended: it counts from now for one window
 
 Semantics:
 
-- **Limit.** ``limit = floor(calls_per_minute * window_seconds / 60)`` acquisitions in any
+- **Limit.** ``limit = floor(calls_per_minute * window_seconds / 60)`` calls in any
   ``window_seconds``, rounded down so the limiter never allows more than the configured rate
-  (``window_seconds`` other than 60 is for time-compressed tests, e.g. ``1000`` per minute over
-  a 6 s window is 100 per 6 s).
-- **Margin.** The window the limiter enforces is ``window_seconds / (1 - margin)`` (60.6 s for
-  60 s and the default 1 %), so the aggregate is at most ``(1 - margin)`` of the limit and a
-  call may reach Alta up to ``margin * window_seconds`` (0.6 s) after its permit without
-  Alta's own arrival-time window ever seeing more than ``limit``.
-- **Storage.** pyrate-limiter's :class:`RedisBucket` with its sliding-window log: one Lua
-  script counts and inserts atomically in a sorted set keyed by the token's fingerprint
-  (``sha256(token)[:16]``; the token itself never reaches Redis or a log).
-- **Clock.** Timestamps come from Redis (``TIME``), read under a short Redis lock together with
-  the check, so every process on every host shares one clock and the log stays in order: the
-  hosts' clocks need not be synchronised. Only the durations the processes sleep are local.
-- **Blocking.** ``acquire`` sleeps exactly until the oldest entry leaves the window, then
-  retries with a fresh timestamp (pyrate-limiter's own blocking loop is not used: it retries
-  with its first timestamp advanced by the sleep, which lags the real time and can let two
-  processes take one freed slot). ``timeout`` bounds the wait; when the next free slot is
-  already known to be past it, :class:`SharedLimiterTimeout` is raised at once.
+  (``window_seconds`` other than 60 is for time-compressed tests).
+- **Admission that cannot be tipped over by jitter.** Alta counts a call when it *arrives*,
+  somewhere between the permit and the answer. A permit is therefore held in Redis as *in
+  flight* until :meth:`release` stamps it with the time the answer came back, and it counts for
+  one whole window from that stamp. A new permit is granted only when fewer than ``limit``
+  calls are in flight or ended less than a window ago; so any two calls ``limit`` apart arrive
+  at least a window apart however late the first one reached Alta (a slow network, a starved
+  CPU, a paused process). A permit never released (the process died mid-call) counts as in
+  flight for ``hold_seconds`` and then for one more window.
+- **Margin.** The window is stretched by ``margin`` (1 % by default) for clock-rate differences.
+- **Storage.** One Lua script checks and inserts atomically in a sorted set keyed by the
+  token's fingerprint (``sha256(token)[:16]``; the token itself never reaches Redis or a log).
+- **Clock.** Timestamps come from Redis (``TIME``) inside the scripts, so every process on
+  every host shares one clock: the hosts' clocks need not be synchronised.
+- **Blocking.** ``acquire`` sleeps until the oldest counted call leaves the window, then
+  tries again. ``timeout`` bounds the wait; when the next free slot is already known to be
+  past it, :class:`SharedLimiterTimeout` is raised at once.
 - **Failures.** An unreachable Redis raises :class:`SharedLimiterUnavailable` within about
   ``redis_timeout`` seconds; it never hangs and never lets a call through unlimited.
 
@@ -44,6 +47,7 @@ import logging
 import math
 import threading
 import time
+import uuid
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -51,19 +55,41 @@ from urllib.parse import urlsplit
 from airflow_provider_alta.pacing import DEFAULT_MARGIN, GateError
 
 if TYPE_CHECKING:
-    from pyrate_limiter import RedisBucket
     from redis import Redis
+    from redis.commands.core import Script
 
 log = logging.getLogger(__name__)
 
 DEFAULT_KEY_PREFIX = "alta:ratelimit"
 DEFAULT_REDIS_TIMEOUT = 5.0
+DEFAULT_HOLD_SECONDS = 300.0
 EXTRA_HINT = "pip install 'airflow-provider-alta[redis]'"
 URL_SCHEMES = ("redis", "rediss", "unix")
-_LOCK_TTL = 5.0  # seconds a crashed holder can block the others; the lock is held for two round trips
-_LOCK_POLL = 0.002  # seconds between tries for a lock another process holds
 _RETRY_BUFFER = 0.001  # seconds added to each computed wait (clock granularity)
-_ITEM_NAME = "call"
+
+# KEYS[1] the window; ARGV: limit, window ms, hold ms, member. Entries are scored with the time they
+# stop being in flight (the answer's time, or now + hold while the call is out); an entry counts
+# while its score is within one window of now. Returns {1, 0} when admitted, else {0, wait ms}.
+_ACQUIRE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local limit, window, hold = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+local count = redis.call('ZCARD', KEYS[1])
+if count < limit then
+    redis.call('ZADD', KEYS[1], now + hold, ARGV[4])
+    redis.call('PEXPIRE', KEYS[1], hold + 2 * window)
+    return {1, 0}
+end
+local oldest = tonumber(redis.call('ZRANGE', KEYS[1], count - limit, count - limit, 'WITHSCORES')[2])
+return {0, math.max(oldest, now) + window - now + 1}
+"""
+# KEYS[1] the window; ARGV[1] the member: the call has ended, it counts one window from now.
+_RELEASE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+return redis.call('ZADD', KEYS[1], 'XX', 'LT', now, ARGV[1])
+"""
 
 
 class SharedLimiterError(GateError):
@@ -132,11 +158,12 @@ def check_url(url: str) -> str:
 
 
 class SharedLimiter:
-    """At most ``limit`` acquisitions per rolling window across every process on one Redis and token.
+    """At most ``limit`` calls per rolling window across every process on one Redis and token.
 
     ``timeout`` (seconds, ``None`` for no bound) limits how long :meth:`acquire` blocks;
-    ``redis_timeout`` bounds each Redis round trip and connection attempt. See the module
-    docstring for the limit, the margin and the clock.
+    ``redis_timeout`` bounds each Redis round trip and connection attempt; ``hold_seconds`` is
+    how long a permit that is never released counts as in flight (longer than any call lasts).
+    Each thread releases the permits it acquired, last first. See the module docstring.
     """
 
     def __init__(
@@ -150,6 +177,7 @@ class SharedLimiter:
         margin: float = DEFAULT_MARGIN,
         key_prefix: str = DEFAULT_KEY_PREFIX,
         redis_timeout: float = DEFAULT_REDIS_TIMEOUT,
+        hold_seconds: float = DEFAULT_HOLD_SECONDS,
     ) -> None:
         url = check_url(url)
         if not isinstance(token, str) or not token:
@@ -159,23 +187,28 @@ class SharedLimiter:
         if timeout is not None and not (timeout >= 0 and math.isfinite(timeout)):
             raise ValueError(f"timeout must be None or a finite number of seconds >= 0, got {timeout!r}")
         _check_positive("redis_timeout", redis_timeout)
+        _check_positive("hold_seconds", hold_seconds)
         if not key_prefix:
             raise ValueError("key_prefix must not be empty")
         self.calls_per_minute = calls_per_minute
         self.window_seconds = window_seconds
         self.margin = margin
         self.timeout = timeout
+        self.hold_ms = math.ceil(hold_seconds * 1000)
         self.key = bucket_key(token, key_prefix)
         self.fingerprint = token_fingerprint(token)
         self.url = safe_url(url)
-        self._local = threading.Lock()
+        self._held = threading.local()
         self._redis: Redis = _connect(url, redis_timeout)
-        self._lock_key = self.key + ":lock"
+        self._acquire: Script = self._redis.register_script(_ACQUIRE)
+        self._release: Script = self._redis.register_script(_RELEASE)
+        from redis.exceptions import RedisError
+
         try:
-            self._bucket: RedisBucket = self._new_bucket()
-        except BaseException:
+            self._redis.ping()
+        except RedisError as exc:
             self._redis.close()
-            raise
+            raise self._unavailable(exc) from None
 
     def __repr__(self) -> str:
         return (
@@ -195,10 +228,12 @@ class SharedLimiter:
 
         start = time.monotonic()
         deadline = None if self.timeout is None else start + self.timeout
+        member = uuid.uuid4().hex
         try:
             while True:
-                wait = self._attempt(deadline)
+                wait = self._attempt(member)
                 if wait is None:
+                    self._members().append(member)
                     return time.monotonic() - start
                 wait += _RETRY_BUFFER
                 if deadline is not None and time.monotonic() + wait > deadline:
@@ -210,6 +245,26 @@ class SharedLimiter:
                 time.sleep(wait)
         except RedisError as exc:
             raise self._unavailable(exc) from None
+
+    def release(self) -> None:
+        """The call of this thread's last permit has ended: from now it counts for one window.
+
+        Never raises: a permit Redis could not stamp stays in flight until ``hold_seconds`` pass.
+        """
+        from redis.exceptions import RedisError
+
+        members = self._members()
+        if not members:
+            return
+        member = members.pop()
+        try:
+            self._release(keys=[self.key], args=[member])
+        except RedisError as exc:
+            log.warning(
+                "shared limiter: could not release a permit in Redis (%s); it counts for %g s more",
+                type(exc).__name__,
+                self.hold_ms / 1000,
+            )
 
     def close(self) -> None:
         """Close the Redis connections. The window in Redis is kept for the other processes."""
@@ -225,70 +280,19 @@ class SharedLimiter:
 
     # --- internals -----------------------------------------------------------------------------
 
-    def _new_bucket(self) -> RedisBucket:
-        from pyrate_limiter import Rate, RedisBucket
-        from redis.exceptions import RedisError
+    def _members(self) -> list[str]:
+        members: list[str] | None = getattr(self._held, "members", None)
+        if members is None:
+            members = self._held.members = []
+        return members
 
-        try:
-            bucket = RedisBucket.init([Rate(self.limit, self.interval_ms)], self._redis, self.key)
-        except RedisError as exc:
-            raise self._unavailable(exc) from None
-        assert isinstance(bucket, RedisBucket)
-        return bucket
-
-    def _attempt(self, deadline: float | None) -> float | None:
-        """One check-and-insert under the Redis lock: ``None`` when admitted, else seconds to wait."""
-        from pyrate_limiter import RateItem
-        from redis.exceptions import LockError, NoScriptError
-
-        with self._local:
-            lock = self._redis.lock(self._lock_key, timeout=_LOCK_TTL, sleep=_LOCK_POLL, thread_local=False)
-            blocking_timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
-            if not lock.acquire(blocking_timeout=blocking_timeout):
-                raise SharedLimiterTimeout(
-                    f"no permit within {self.timeout:g} s: another process held the limiter's lock "
-                    f"for token sha256:{self.fingerprint}"
-                )
-            try:
-                seconds, micros = self._redis.time()
-                now_ms = int(seconds) * 1000 + int(micros) // 1000
-                item = RateItem(_ITEM_NAME, now_ms)
-                try:
-                    admitted = self._bucket.put(item)
-                except NoScriptError:  # Redis restarted and forgot the script: load it again
-                    self._bucket = self._new_bucket()
-                    admitted = self._bucket.put(item)
-                wait_ms = 0 if admitted else self._bucket.waiting(item)
-            finally:
-                try:
-                    lock.release()
-                except LockError:
-                    log.warning(
-                        "shared limiter lock for token sha256:%s expired before release (held > %g s)",
-                        self.fingerprint,
-                        _LOCK_TTL,
-                    )
-        if not isinstance(admitted, bool) or not isinstance(wait_ms, int):
+    def _attempt(self, member: str) -> float | None:
+        """One atomic check-and-insert: ``None`` when admitted, else seconds to wait."""
+        answer = self._acquire(keys=[self.key], args=[self.limit, self.interval_ms, self.hold_ms, member])
+        if not isinstance(answer, list) or len(answer) != 2:
             raise TypeError("the shared limiter needs a synchronous Redis client")
-        if admitted:
-            self._tidy(now_ms)
-            return None
-        if wait_ms < 0:  # pyrate-limiter: the item can never fit (cannot happen with weight 1)
-            raise SharedLimiterError(f"a call can never fit in {self.limit} per {self.interval_ms} ms")
-        return wait_ms / 1000.0
-
-    def _tidy(self, now_ms: int) -> None:
-        """Drop entries no later check can count, and let an idle window expire on its own."""
-        from redis.exceptions import RedisError
-
-        pipe = self._redis.pipeline(transaction=False)
-        # Later checks have timestamps >= now_ms, so entries before now_ms - interval never count again.
-        pipe.zremrangebyscore(self.key, 0, now_ms - self.interval_ms - 1)
-        pipe.pexpire(self.key, 2 * self.interval_ms)
-        try:
-            pipe.execute()
-        except RedisError as exc:  # the permit stands; the next acquire reports a lasting failure
-            log.warning("shared limiter: could not tidy the window in Redis (%s)", type(exc).__name__)
+        admitted, wait_ms = (int(value) for value in answer)
+        return None if admitted else wait_ms / 1000.0
 
     def _unavailable(self, exc: Exception) -> SharedLimiterUnavailable:
         return SharedLimiterUnavailable(
@@ -306,6 +310,7 @@ def shared_limiter_from_url(
     margin: float = DEFAULT_MARGIN,
     key_prefix: str = DEFAULT_KEY_PREFIX,
     redis_timeout: float = DEFAULT_REDIS_TIMEOUT,
+    hold_seconds: float = DEFAULT_HOLD_SECONDS,
 ) -> SharedLimiter | None:
     """A :class:`SharedLimiter` on ``url``, or ``None`` when ``url`` is empty (no shared limit)."""
     if url is None or not url.strip():
@@ -319,18 +324,18 @@ def shared_limiter_from_url(
         margin=margin,
         key_prefix=key_prefix,
         redis_timeout=redis_timeout,
+        hold_seconds=hold_seconds,
     )
 
 
 def _connect(url: str, timeout: float) -> Redis:
     """A Redis client with bounded connect/read times and a short retry (about one second)."""
     try:
-        import pyrate_limiter  # noqa: F401
         from redis import Redis
         from redis.backoff import ExponentialBackoff
         from redis.retry import Retry
     except ImportError as exc:
-        raise ImportError(f"the shared limiter needs redis and pyrate-limiter: {EXTRA_HINT}") from exc
+        raise ImportError(f"the shared limiter needs redis: {EXTRA_HINT}") from exc
     options: dict[str, Any] = {
         "socket_connect_timeout": timeout,
         "socket_timeout": timeout,

@@ -84,6 +84,8 @@ def worker(
                 rate_limited += 1
             except Exception:
                 errors += 1
+            finally:
+                gate.release()
     out.put(
         {
             "pid": os.getpid(),

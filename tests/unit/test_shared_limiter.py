@@ -156,17 +156,21 @@ def test_it_has_the_gate_signature():
     assert mine.return_annotation == gate_acquire.return_annotation == "float"
 
 
-def test_importing_it_loads_neither_airflow_nor_redis_nor_pyrate_limiter():
+def test_importing_it_loads_neither_airflow_nor_redis():
     code = (
         "import sys, airflow_provider_alta.shared_limiter\n"
-        "print(sorted(m for m in ('airflow', 'redis', 'pyrate_limiter') if m in sys.modules))\n"
+        "print(sorted(m for m in ('airflow', 'redis') if m in sys.modules))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
 
-@pytest.mark.parametrize("module", ["redis", "pyrate_limiter"])
-def test_a_missing_extra_names_the_install_command(monkeypatch, module):
-    monkeypatch.setitem(sys.modules, module, None)  # makes ``import module`` fail
+def test_a_missing_extra_names_the_install_command(monkeypatch):
+    monkeypatch.setitem(sys.modules, "redis", None)  # makes ``import module`` fail
     with pytest.raises(ImportError, match=r"pip install 'airflow-provider-alta\[redis\]'"):
         SharedLimiter(URL, token=TOKEN, calls_per_minute=100)
+
+
+def test_it_releases_like_a_gate():
+    assert list(inspect.signature(SharedLimiter.release).parameters) == ["self"]
+    assert list(inspect.signature(Gate.release).parameters) == ["self"]
