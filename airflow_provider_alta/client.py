@@ -1,8 +1,9 @@
 """The one request path to ``POST /assistant/calls``, and the resend rule. Pure Python: no Airflow.
 
 Alta has no idempotency key, so a request that may have reached Alta is never sent again:
-- 429 means nothing was placed: wait (``Retry-After``, else the seconds in the message, else 60 s)
-  and resend, within a wait budget;
+- 429 means nothing was placed: wait (``Retry-After``, else the seconds in the message, else 60 s,
+  never less than 1 s nor more than an hour) and resend, within a wait budget and a bounded number
+  of resends;
 - a failure before the request left this machine (DNS, refused, connect timeout) is retried with
   exponential backoff and full jitter;
 - anything else without a clear answer (read timeout, reset after sending, 5xx) raises
@@ -14,6 +15,7 @@ from __future__ import annotations
 import email.utils
 import json
 import logging
+import math
 import random
 import re
 import time
@@ -43,6 +45,8 @@ log = logging.getLogger(__name__)
 
 USER_AGENT = f"airflow-provider-alta/{__version__}"
 DEFAULT_RATE_LIMIT_WAIT = 60.0
+MIN_RATE_LIMIT_WAIT = 1.0  # a 429 that says "now" (0, negative, a past date) is still waited out
+MAX_RATE_LIMIT_WAIT = 3600.0  # an absurd wait (inf, 1e309) is taken as an hour, never as a crash
 _RETRY_IN_MESSAGE = re.compile(r"retry after (\d+(?:\.\d+)?) seconds?", re.IGNORECASE)
 
 
@@ -51,6 +55,7 @@ class RetryPolicy:
     """How long to wait out 429s and how often to retry requests that never left the machine."""
 
     rate_limit_budget: float = 300.0
+    rate_limit_resends: int = 10
     connect_retries: int = 3
     backoff_base: float = 0.5
     backoff_max: float = 30.0
@@ -65,20 +70,37 @@ class _Answer:
 
 
 def retry_after_seconds(headers: Mapping[str, str], message: str | None, now: float | None = None) -> float:
-    """Seconds to wait after a 429: ``Retry-After`` (seconds or HTTP-date), the message, else 60."""
-    value = headers.get("Retry-After")
+    """Seconds to wait after a 429: ``Retry-After`` (seconds or HTTP-date), the message, else 60.
+
+    Always finite and within [:data:`MIN_RATE_LIMIT_WAIT`, :data:`MAX_RATE_LIMIT_WAIT`]: a value that
+    is not a number of seconds (``nan``, ``-5``) counts as absent.
+    """
+    return _bounded(_stated_wait(headers, message, now))
+
+
+def _stated_wait(headers: Mapping[str, str], message: str | None, now: float | None) -> float:
+    value = (headers.get("Retry-After") or "").strip()
     if value:
-        value = value.strip()
         try:
-            return max(0.0, float(value))
+            seconds = float(value)
         except ValueError:
             try:
-                when = email.utils.parsedate_to_datetime(value).timestamp()
-                return max(0.0, when - (time.time() if now is None else now))
-            except (TypeError, ValueError):
+                return email.utils.parsedate_to_datetime(value).timestamp() - (
+                    time.time() if now is None else now
+                )
+            except (TypeError, ValueError, OverflowError):
                 pass
+        else:
+            if seconds >= 0:  # False for nan
+                return seconds
     match = _RETRY_IN_MESSAGE.search(message or "")
     return float(match.group(1)) if match else DEFAULT_RATE_LIMIT_WAIT
+
+
+def _bounded(seconds: float) -> float:
+    if math.isnan(seconds):
+        return DEFAULT_RATE_LIMIT_WAIT
+    return min(MAX_RATE_LIMIT_WAIT, max(MIN_RATE_LIMIT_WAIT, seconds))
 
 
 def never_sent(exc: requests.RequestException) -> bool:
@@ -143,6 +165,7 @@ class AltaClient:
         body = text.encode()
         who = mask_phone(call.phone_number)
         waited = 0.0
+        resends = 0
         start = time.monotonic()
         while True:
             answer = self._post_with_connect_retries(body, who)
@@ -150,14 +173,16 @@ class AltaClient:
                 break
             message = _field(answer.body, "message")
             wait = retry_after_seconds(answer.headers, message)
-            if waited + wait > self.retry.rate_limit_budget:
+            if waited + wait > self.retry.rate_limit_budget or resends >= self.retry.rate_limit_resends:
                 log.warning("Alta call to %s: 429, wait budget spent after %.1f s", who, waited)
                 raise AltaRateLimitError(
                     f"rate limited; retry after {wait:g} s (waited {waited:g} s of a "
-                    f"{self.retry.rate_limit_budget:g} s budget). Nothing was placed.",
+                    f"{self.retry.rate_limit_budget:g} s budget, resent {resends} of at most "
+                    f"{self.retry.rate_limit_resends} times). Nothing was placed.",
                     retry_after=wait,
                     error=_field(answer.body, "error") or "TooManyRequests",
                 )
+            resends += 1
             log.info("Alta call to %s: 429, waiting %.1f s before resending (nothing was placed)", who, wait)
             self._sleep(wait)
             waited += wait

@@ -177,6 +177,40 @@ def test_429_budget_spent_raises_without_placing(httpserver: HTTPServer, url: st
     assert "Nothing was placed" in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("headers", "message"),
+    [
+        ({"Retry-After": "0"}, "Please retry after 60 seconds."),
+        ({"Retry-After": "-1"}, "Please retry after 0 seconds."),
+        ({"Retry-After": "nan"}, "Please retry after 0 seconds."),
+        ({"Retry-After": "Thu, 01 Jan 1970 00:00:00 GMT"}, "Please retry."),
+        ({}, "Please retry after 0 seconds."),
+    ],
+)
+def test_a_429_that_says_now_is_waited_out_and_resent_a_bounded_number_of_times(
+    httpserver: HTTPServer, url: str, headers, message
+):
+    """A server that keeps answering "retry now" cannot make the client spin."""
+    httpserver.expect_request(PATH).respond_with_response(_rate_limited(headers, message))
+    sleeps = Sleeps()
+    with pytest.raises(AltaRateLimitError, match="resent 4 of at most 4 times") as info:
+        client_for(url, sleeps=sleeps, rate_limit_resends=4).trigger(CALL)
+    assert len(calls_to(httpserver)) == 5
+    assert sleeps == [1.0] * 4
+    assert info.value.retry_after == 1.0
+
+
+@pytest.mark.parametrize("value", ["inf", "1e309", "Infinity"])
+def test_an_infinite_retry_after_is_an_hour_and_spends_the_budget(httpserver: HTTPServer, url: str, value):
+    httpserver.expect_request(PATH).respond_with_response(_rate_limited({"Retry-After": value}))
+    sleeps = Sleeps()
+    with pytest.raises(AltaRateLimitError) as info:
+        client_for(url, sleeps=sleeps).trigger(CALL)
+    assert info.value.retry_after == 3600.0
+    assert sleeps == []
+    assert len(calls_to(httpserver)) == 1
+
+
 def test_zero_budget_raises_at_once_with_the_wait(httpserver: HTTPServer, url: str):
     httpserver.expect_request(PATH).respond_with_response(_rate_limited())
     with pytest.raises(AltaRateLimitError) as info:
