@@ -1,8 +1,9 @@
-"""What the single-call and batch operators share: mapped-value safety, calling hours, triggers."""
+"""What the single-call and batch operators share: mapped-value safety, personal data kept out of
+what Airflow stores, calling hours, triggers."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowFailException, literal
@@ -32,6 +33,71 @@ def keep_mapped_values_literal(task: BaseOperator, task_id: str | None) -> None:
         from_mapping = partial is None or value is not partial.get(name, object())
         if from_mapping and isinstance(value, str | Mapping | list | tuple):
             setattr(task, name, literal(value))
+
+
+class KeepsPersonalDataOut:
+    """Mixin for an operator: Airflow stores and shows only masked personal template fields.
+
+    Airflow keeps every template field's rendered value (in its database and the UI's "Rendered
+    Template" view). Right after rendering, each field named in ``personal_fields`` is kept on the
+    instance for :meth:`personal`, and the field itself is replaced by its masked display form.
+    """
+
+    personal_fields: Mapping[str, Callable[[Any], Any]] = {}
+
+    def _do_render_template_fields(
+        self, parent: Any, template_fields: Any, context: Any, jinja_env: Any, seen_oids: Any
+    ) -> None:
+        super()._do_render_template_fields(  # type: ignore[misc]
+            parent, template_fields, context, jinja_env, seen_oids
+        )
+        if parent is self:
+            self.hide_personal_fields()
+
+    def hide_personal_fields(self) -> None:
+        """Keep the real values of the personal fields aside; leave masked ones in the fields."""
+        kept: dict[str, Any] = getattr(self, "_personal_values", None) or {}
+        shown: dict[str, Any] = getattr(self, "_personal_shown", None) or {}
+        for name, display in self.personal_fields.items():
+            value = getattr(self, name)
+            if name in shown and _same(value, shown[name]):
+                continue  # hidden already (rendered twice): keep the real value kept earlier
+            kept[name] = value
+            shown[name] = None if value is None else display(value)
+            setattr(self, name, shown[name])
+        self._personal_values = kept
+        self._personal_shown = shown
+
+    def personal(self, name: str) -> Any:
+        """The real value of a template field (masked in the field itself once rendered)."""
+        kept: dict[str, Any] = getattr(self, "_personal_values", None) or {}
+        return kept[name] if name in kept else getattr(self, name)
+
+
+def _same(value: Any, shown: Any) -> bool:
+    try:
+        return bool(value is shown or value == shown)
+    except Exception:  # an odd value whose comparison raises is not the masked one we set
+        return False
+
+
+def describe_records(value: Any) -> str:
+    """What a batch's ``prospects`` shows in Airflow instead of the records themselves."""
+    value = unwrap_literal(value)
+    if callable(value):
+        return f"<records from {getattr(value, '__qualname__', type(value).__name__)}()>"
+    try:
+        return f"<{len(value)} records>"
+    except TypeError:
+        return f"<records from a {type(value).__name__}>"
+
+
+def masked_transfer(value: Any) -> Any:
+    """A call transfer (a ``CallTransfer`` or a mapping) with its number masked, for display."""
+    from airflow_provider_alta.masking import mask_value
+
+    to_json = getattr(value, "to_json", None)
+    return mask_value(to_json() if callable(to_json) else unwrap_literal(value))
 
 
 def unwrap_literal(value: Any) -> Any:

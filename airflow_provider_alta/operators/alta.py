@@ -15,12 +15,14 @@ from airflow_provider_alta.exceptions import (
     AltaConfigurationError,
     AltaValidationError,
 )
-from airflow_provider_alta.masking import mask_email, mask_phone
+from airflow_provider_alta.masking import mask_email, mask_phone, mask_value, scrub_answer
 from airflow_provider_alta.operators import _common
 from airflow_provider_alta.operators._common import (
+    KeepsPersonalDataOut,
     calling_hours,
     datetime_trigger,
     keep_mapped_values_literal,
+    masked_transfer,
 )
 from airflow_provider_alta.payload import AssistantCall, build_call, merge_record
 
@@ -35,7 +37,7 @@ _PAYLOAD_FIELDS = ("assistant_id", "name", "phone_number", "email", "timezone", 
 _NOT_RETRYABLE = (AltaValidationError, AltaAuthenticationError, AltaConfigurationError)
 
 
-class TriggerAssistantCallOperator(BaseOperator):
+class TriggerAssistantCallOperator(KeepsPersonalDataOut, BaseOperator):
     """Have an Alta AI assistant call one person, inside their calling hours.
 
     Payload fields are templated. With ``prospect`` (one upstream record, e.g. from ``expand``)
@@ -62,6 +64,13 @@ class TriggerAssistantCallOperator(BaseOperator):
 
     template_fields: Sequence[str] = (*_PAYLOAD_FIELDS, "alta_conn_id", "default_region", "calling_hours")
     template_fields_renderers = {"data": "json", "call_transfer": "json", "calling_hours": "json"}
+    # Rendered, these fields show masked in Airflow (database, UI); the call uses the real values.
+    personal_fields = {
+        "phone_number": mask_phone,
+        "email": mask_email,
+        "data": mask_value,
+        "call_transfer": masked_transfer,
+    }
     ui_color = "#e8e3fc"
 
     def __init__(
@@ -128,7 +137,7 @@ class TriggerAssistantCallOperator(BaseOperator):
 
     def build_call(self) -> AssistantCall:
         """The validated call; a validation error fails the task without retries."""
-        shared = {f: getattr(self, f) for f in _PAYLOAD_FIELDS}
+        shared = {f: self.personal(f) for f in _PAYLOAD_FIELDS}
         try:
             fields = merge_record(shared, self.prospect, self.field_map)
             return build_call(fields, default_region=self._region())
@@ -202,14 +211,7 @@ class TriggerAssistantCallOperator(BaseOperator):
         """Mask the person's number and email wherever Alta's answer echoes them."""
         if self.include_phone_in_xcom:
             return value
-        if isinstance(value, str):
-            value = value.replace(call.phone_number, mask_phone(call.phone_number))
-            return value.replace(call.email, mask_email(call.email)) if call.email else value
-        if isinstance(value, Mapping):
-            return {k: self._scrub(v, call) for k, v in value.items()}
-        if isinstance(value, list):
-            return [self._scrub(v, call) for v in value]
-        return value
+        return scrub_answer(value, call.phone_number, call.email)
 
 
 from airflow_provider_alta.operators.batch import BatchTriggerAssistantCallsOperator  # noqa: E402
