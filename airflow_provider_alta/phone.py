@@ -21,13 +21,19 @@ def validate_region(region: str | None) -> str | None:
     return code
 
 
-def normalize_phone(value: str, default_region: str | None = None) -> str:
-    """Return ``value`` in E.164 form, using ``default_region`` for numbers without a country code."""
-    return _normalize(value.strip(), validate_region(default_region))
+def normalize_phone(value: str, default_region: str | None = None, *, allow_extension: bool = False) -> str:
+    """Return ``value`` in E.164 form, using ``default_region`` for numbers without a country code.
+
+    A call dials only the number, so a number with an extension (``ext. 12``, ``x12``, ``#12``,
+    ``;ext=12``...) is refused, and so is one with letters, which ``phonenumbers`` would drop or turn
+    into digits (``p12``, ``wait``, ``1-800-FLOWERS``). ``allow_extension=True`` returns the number
+    without its extension instead (for matching, never for dialling).
+    """
+    return _normalize(value.strip(), validate_region(default_region), allow_extension)
 
 
 @lru_cache(maxsize=4096)
-def _normalize(value: str, region: str | None) -> str:
+def _normalize(value: str, region: str | None, allow_extension: bool) -> str:
     import phonenumbers
 
     try:
@@ -38,9 +44,25 @@ def _normalize(value: str, region: str | None) -> str:
                 "has no country code: write it in E.164 (+<country><number>) or set default_region"
             ) from None
         raise PhoneNumberError("is not a phone number") from None
+    if parsed.extension and not allow_extension:
+        raise PhoneNumberError(
+            "must not have an extension (ext., x, #, ;ext=...): a call cannot dial one, give the number alone"
+        )
+    if not parsed.extension and _has_letters(value):
+        raise PhoneNumberError(
+            "must be written in digits: letters are not dialled as written "
+            "(a vanity number such as 1-800-FLOWERS, or a pause such as p or w)"
+        )
     if not phonenumbers.is_valid_number(parsed):
         raise PhoneNumberError("is not a valid phone number for its country")
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _has_letters(value: str) -> bool:
+    """True if ``value`` has a letter outside a leading RFC 3966 ``tel:``."""
+    if value[:4].lower() == "tel:":
+        value = value[4:]
+    return any(ch.isalpha() for ch in value)
 
 
 def candidate_timezones(e164: str) -> tuple[str, ...]:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import time
+from collections.abc import Callable
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -14,7 +17,7 @@ from airflow_provider_alta.exceptions import AltaValidationError, FieldError
 from airflow_provider_alta.payload import AssistantCall, CallTransfer, build_call
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Iterator, Mapping
 
     import requests
 
@@ -39,12 +42,14 @@ class AltaHook(BaseHook):
         *,
         retry: RetryPolicy | None = None,
         success_log_level: int = logging.INFO,
+        sleep: Callable[[float], None] = time.sleep,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.alta_conn_id = alta_conn_id
         self.retry = retry
         self.success_log_level = success_log_level
+        self.sleep = sleep  # every wait of the client (429s, connect retries): a stop can cut it short
 
     @cached_property
     def settings(self) -> AltaSettings:
@@ -67,6 +72,7 @@ class AltaHook(BaseHook):
             retry=self.retry,
             body_guard=_refuse_secrets,
             success_log_level=self.success_log_level,
+            sleep=self.sleep,
         )
 
     def get_conn(self) -> requests.Session:
@@ -164,10 +170,48 @@ class AltaHook(BaseHook):
 
 
 def _refuse_secrets(body: str) -> None:
-    """Refuse a payload in which Airflow's secrets masker finds a registered secret."""
-    if redact(body) != body:
+    """Refuse a payload in which Airflow's secrets masker finds a registered secret.
+
+    The JSON text is decoded and every value is checked as the receiver will read it (strings and
+    keys unescaped, numbers and literals as sent), so a secret that JSON escapes (a quote, a
+    backslash, a tab, non-ASCII) is still found; the text as sent is checked too.
+    """
+    where = _field_holding_a_secret(json.loads(body))
+    if where is None and _holds_secret(body):
+        where = "payload"
+    if where is not None:
         raise AltaValidationError(
             "refusing to send: the payload contains a value registered with Airflow's secrets "
             "masker (a connection password, token or sensitive Variable)",
-            errors=[FieldError("payload", "must not contain secrets")],
+            errors=[FieldError(where, "must not contain secrets")],
         )
+
+
+def _holds_secret(text: str) -> bool:
+    return bool(redact(text) != text)
+
+
+def _field_holding_a_secret(decoded: Any) -> str | None:
+    """The top-level field whose decoded keys or values hold a registered secret, if any."""
+    fields = decoded.items() if isinstance(decoded, dict) else [("payload", decoded)]
+    for name, value in fields:
+        if any(_holds_secret(text) for text in _decoded_texts(name, value)):
+            return "payload" if _holds_secret(name) else name
+    return None
+
+
+def _decoded_texts(key: str, value: Any) -> Iterator[str]:
+    """``key`` and every string, key, number and literal inside ``value`` (iterative: any depth)."""
+    yield key
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            yield item
+        elif isinstance(item, dict):
+            yield from item
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        else:
+            yield json.dumps(item)

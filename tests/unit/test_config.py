@@ -50,9 +50,220 @@ def test_loopback_detection():
     assert is_loopback("127.0.0.1")
     assert is_loopback("127.8.9.10")
     assert is_loopback("::1")
+    assert is_loopback("[::1]")
     assert is_loopback("localhost")
+    assert is_loopback("LOCALHOST")
     assert not is_loopback("10.0.0.1")
     assert not is_loopback("api.altahq.com")
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "evil.localhost",  # resolved through DNS, not necessarily to this machine
+        "alta.localhost",
+        "localhost.",
+        "localhost.localdomain",
+        "127.1",
+        "0x7f.0.0.1",
+        "2130706433",
+        "0177.0.0.1",
+        "127.0.0.1.",
+        "::ffff:127.0.0.1",
+        "[::ffff:7f00:1]",
+        "0.0.0.0",
+        "",
+    ],
+)
+def test_only_loopback_literals_and_localhost_are_loopback(name):
+    assert not is_loopback(name)
+
+
+# Every accepted base URL is normalised, and is exactly what requests and urllib3 will connect to.
+@pytest.mark.parametrize(
+    ("host", "expected"),
+    [
+        ("HTTP://127.0.0.1", "http://127.0.0.1/v1"),  # scheme and host are case-insensitive
+        ("HTTPS://API.ALTAHQ.COM/V1", "https://api.altahq.com/V1"),  # the path is not
+        ("http://LOCALHOST:1", "http://localhost:1/v1"),
+        ("http://[::1]:8080", "http://[::1]:8080/v1"),
+        ("http://[0:0:0:0:0:0:0:1]:9/v1", "http://[0:0:0:0:0:0:0:1]:9/v1"),
+        ("[::1]:9", "http://[::1]:9/v1"),
+        ("localhost:8080", "http://localhost:8080/v1"),
+        ("127.0.0.1:8080/v1/", "http://127.0.0.1:8080/v1"),
+        ("http://127.255.255.254/", "http://127.255.255.254/v1"),
+        ("alta.localhost:8080", "https://alta.localhost:8080/v1"),  # not loopback, so https
+        ("https://10.0.0.5:8443", "https://10.0.0.5:8443/v1"),
+        ("https://[2001:db8::1]/v1", "https://[2001:db8::1]/v1"),
+        ("https://api.altahq.com:443", "https://api.altahq.com:443/v1"),
+        ("https://xn--bcher-kva.example", "https://xn--bcher-kva.example/v1"),
+        ("https://alta_gw.internal/a-b/c.d/~e", "https://alta_gw.internal/a-b/c.d/~e"),
+        ("https://1e100.net", "https://1e100.net/v1"),
+        ("  https://api.altahq.com/v1\n", "https://api.altahq.com/v1"),  # surrounding whitespace only
+    ],
+)
+def test_accepted_base_urls_are_normalised_and_read_alike(host, expected):
+    import requests
+    from urllib3.util import parse_url
+
+    url = resolve_base_url(host)
+    assert url == expected
+    calls_url = url + "/assistant/calls"
+    assert requests.Request("POST", calls_url).prepare().url == calls_url
+    parsed = parse_url(calls_url)
+    assert (parsed.auth, parsed.query, parsed.fragment) == (None, None, None)
+    assert parsed.url == calls_url
+
+
+@pytest.mark.parametrize(
+    ("host", "rule"),
+    [
+        # urllib.parse and urllib3 disagree about where these go.
+        ("http://example.com\\@127.0.0.1/v1", "backslash"),
+        ("example.com\\@127.0.0.1", "backslash"),
+        ("https://api.altahq.com\\v1", "backslash"),
+        ("https://user@api.altahq.com", "user info"),
+        ("https://user:tok_in_url_Zq9@api.altahq.com", "user info"),
+        ("http://127.0.0.1:8080@example.com/", "user info"),
+        ("http://127.0.0.1:80%40example.com/", "percent-encoding"),
+        ("https://api.altahq%2Ecom/v1", "percent-encoding"),
+        ("http://[fe80::1%25eth0]/", "percent-encoding"),
+        ("https://api.altahq.com/v1?x=1", "query"),
+        ("https://api.altahq.com/v1?", "query"),
+        ("https://api.altahq.com/v1#frag", "fragment"),
+        ("https://api.altahq.com/v1#", "fragment"),
+        ("https://api.alta hq.com", "whitespace"),
+        ("https://api.altahq.com/\tv1", "whitespace"),
+        ("https://api.altahq.com\n/v1", "whitespace"),
+        ("https://api.altahq.com\x00.evil", "control"),
+        ("\x0bhttps://api.altahq.com", "control"),
+        ("https://api.altahq.com\x7f", "control"),
+        ("https://bücher.example", "ASCII"),
+        ("http://127\u30020\u30020\u30021", "ASCII"),  # ideographic full stops
+        ("https://api.altahq.com/v1;x", "';'"),
+        ("https://api.altahq.com/{v1}", "'{'"),
+        # Not a URL, or not one with an http(s) scheme.
+        ("http:example.com", "two slashes"),
+        ("https:/api.altahq.com", "two slashes"),
+        ("HTTPS:api.altahq.com", "two slashes"),
+        ("//api.altahq.com", "not /"),
+        ("/v1", "not /"),
+        ("ftp://api.altahq.com", "not ftp://"),
+        ("http:///v1", "no host name"),
+        ("https://:8443/v1", "no host name"),
+        # Host names that resolve through DNS, or that resolvers read as something else.
+        ("http://localhost.", "end with a dot"),
+        ("https://api.altahq.com./v1", "end with a dot"),
+        ("http://127.0.0.1./v1", "end with a dot"),
+        ("http://127.1", "IPv4"),
+        ("http://0x7f.0.0.1", "IPv4"),
+        ("http://0x7f000001", "IPv4"),
+        ("http://2130706433", "IPv4"),
+        ("http://0177.0.0.1", "IPv4"),
+        ("https://010.0.0.5", "IPv4"),
+        ("https://1.2.3.256", "IPv4"),
+        ("https://example.123", "IPv4"),
+        ("https://a..b", "valid host name"),
+        ("https://-a.example", "valid host name"),
+        ("https://" + "a" * 64 + ".example", "valid host name"),
+        ("http://::1/v1", "in brackets"),
+        ("http://[::1", "closed with ]"),
+        ("http://[::1]x/v1", "only :port"),
+        ("http://[127.0.0.1]/v1", "IPv6 address"),
+        ("https://[v1.fe80::a]", "IPv6 address"),
+        ("http://a[::1]", "brackets"),
+        ("http://[::ffff:127.0.0.1]/v1", "IPv4-mapped"),
+        ("http://[::ffff:7f00:1]", "IPv4-mapped"),
+        # Ports.
+        ("http://127.0.0.1:", "port"),
+        ("http://127.0.0.1:0", "port"),
+        ("http://127.0.0.1:65536", "port"),
+        ("http://127.0.0.1:abc", "port"),
+        ("http://127.0.0.1:080", "port"),
+        ("http://127.0.0.1:-1", "port"),
+        ("http://127.0.0.1:+80", "'\\+'"),
+        ("http://[::1]:", "port"),
+        ("mailto:x", "port"),
+        # Paths that are rewritten before sending.
+        ("https://api.altahq.com/a/../v1", "path segment"),
+        ("https://api.altahq.com/./v1", "path segment"),
+        ("https://api.altahq.com//v1", "path segment"),
+    ],
+)
+def test_ambiguous_or_invalid_base_urls_are_configuration_errors(host, rule):
+    with pytest.raises(AltaConfigurationError, match=rule) as info:
+        settings_from_fields(host=host, password="t")
+    assert str(info.value).startswith("host: ")
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "http://evil.localhost/v1",
+        "http://alta.localhost:8080",
+        "http://0.0.0.0:8080",
+        "HTTP://localhost.localdomain",
+    ],
+)
+def test_plain_http_needs_a_loopback_literal_or_exactly_localhost(host):
+    with pytest.raises(AltaConfigurationError, match="refusing plain http"):
+        resolve_base_url(host)
+
+
+def test_a_token_in_the_url_is_not_repeated_in_the_error():
+    for host in (
+        "https://:tok_in_url_Zq9@api.altahq.com",
+        "http://tok_in_url_Zq9\\@127.0.0.1",
+        "tok_in_url_Zq9:x",
+    ):
+        with pytest.raises(AltaConfigurationError) as info:
+            resolve_base_url(host)
+        assert "tok_in_url_Zq9" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("host", "port", "schema", "expected"),
+    [
+        ("127.0.0.1", "8080", None, "http://127.0.0.1:8080/v1"),
+        ("http://127.0.0.1:8080/v1", 8080, "v1", "http://127.0.0.1:8080/v1"),  # the same twice is fine
+        ("http://127.0.0.1", 8080, "/alta/v2/", "http://127.0.0.1:8080/alta/v2"),
+        ("http://127.0.0.1/v1", None, "/", "http://127.0.0.1/v1"),
+    ],
+)
+def test_port_and_schema_fields(host, port, schema, expected):
+    assert resolve_base_url(host, port, schema) == expected
+
+
+@pytest.mark.parametrize(
+    ("host", "port", "schema", "rule"),
+    [
+        ("127.0.0.1", 0, None, "port: must be a whole number from 1 to 65535"),
+        ("127.0.0.1", 65536, None, "port: must be"),
+        ("127.0.0.1", -1, None, "port: must be"),
+        ("127.0.0.1", "80a", None, "port: must be"),
+        ("127.0.0.1", True, None, "port: must be"),
+        ("127.0.0.1", 8.5, None, "port: must be"),
+        ("http://127.0.0.1:8080", 9090, None, "port: 9090 conflicts with the port 8080 in host"),
+        ("http://127.0.0.1/v1", None, "v2", "schema: conflicts with the path in host"),
+        ("127.0.0.1", None, "a/../v1", "schema: each path segment"),
+        ("127.0.0.1", None, "v1?x=1", "schema: each path segment"),
+        ("127.0.0.1", None, "a//b", "schema: each path segment"),
+    ],
+)
+def test_bad_port_and_schema_fields(host, port, schema, rule):
+    with pytest.raises(AltaConfigurationError, match=rule.replace("?", "\\?")):
+        resolve_base_url(host, port, schema)
+
+
+def test_a_url_urllib3_reads_differently_is_refused(monkeypatch):
+    """The last word is urllib3's: should it ever read a URL otherwise, the URL is refused."""
+    from urllib3.util import parse_url
+
+    from airflow_provider_alta import config
+
+    monkeypatch.setattr(config, "parse_url", lambda url: parse_url(url.replace("127.0.0.1", "127.0.0.2")))
+    with pytest.raises(AltaConfigurationError, match="read differently by urllib3"):
+        resolve_base_url("http://127.0.0.1:8080/v1")
 
 
 @pytest.mark.parametrize(

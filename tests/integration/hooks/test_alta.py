@@ -8,7 +8,11 @@ import logging
 import pytest
 from pytest_httpserver import HTTPServer
 
-from airflow_provider_alta.exceptions import AltaAuthenticationError, AltaValidationError
+from airflow_provider_alta.exceptions import (
+    AltaAuthenticationError,
+    AltaConfigurationError,
+    AltaValidationError,
+)
 from airflow_provider_alta.hooks.alta import AltaHook
 
 pytestmark = pytest.mark.integration
@@ -107,3 +111,49 @@ def test_no_token_or_number_in_any_log(httpserver: HTTPServer, hook: AltaHook, c
     assert "Alta call to +1202***0143: placed (200)" in caplog.text
     for secret in (TOKEN, "2025550143", "b@example.com"):
         assert secret not in text
+
+
+@pytest.mark.parametrize(
+    "secret", ['hook"quoted_Sec9', "hook\\slashed_Sec9", "hook\ttabbed_Sec9", "höök_ünïcode_Sec9"]
+)
+def test_a_secret_that_json_escapes_is_refused_before_sending(httpserver: HTTPServer, hook: AltaHook, secret):
+    from airflow.providers.common.compat.sdk import mask_secret
+
+    mask_secret(secret)
+    for fields in ({"name": f"Ada {secret}"}, {"name": "Ada", "data": {"note": secret}}):
+        with pytest.raises(AltaValidationError, match="refusing to send") as info:
+            hook.trigger_assistant_call(assistant_id="a", phone_number="+12025550143", **fields)
+        assert secret not in str(info.value)
+    assert httpserver.log == []
+
+
+def test_a_number_with_an_extension_is_refused_before_sending(httpserver: HTTPServer, hook: AltaHook):
+    with pytest.raises(AltaValidationError, match="phone_number: must not have an extension"):
+        hook.trigger_assistant_call(assistant_id="a", name="B", phone_number="+1 202-555-0143 ext. 12")
+    assert httpserver.log == []
+
+
+@pytest.mark.parametrize(
+    ("host", "rule"),
+    [
+        # urllib.parse reads 127.0.0.1 here; urllib3 would connect to localhost:<port> with this path.
+        ("http://localhost:{port}\\@127.0.0.1/v1", "backslash"),
+        ("localhost:{port}\\@127.0.0.1", "backslash"),
+        # Used to fail only when sent, reported as "the call may have been placed".
+        ("http://localhost:{port}%40example.com/v1", "percent-encoding"),
+        ("http://localhost:{port}/v1?x=1", "query"),
+        ("http://localhost:{port}/v1#frag", "fragment"),
+        ("http://localhost:{port}/v1/../v1", "path segment"),
+    ],
+)
+def test_an_ambiguous_host_is_a_configuration_error_before_any_request(
+    httpserver: HTTPServer, monkeypatch, host, rule
+):
+    conn = {"conn_type": "alta", "password": TOKEN, "host": host.format(port=httpserver.port)}
+    monkeypatch.setenv("AIRFLOW_CONN_ALTA_DEFAULT", json.dumps(conn))
+    with pytest.raises(AltaConfigurationError, match=rule):
+        AltaHook().trigger_assistant_call(assistant_id="a", name="B", phone_number="+12025550143")
+    ok, message = AltaHook().test_connection()
+    assert not ok
+    assert rule in message
+    assert httpserver.log == []

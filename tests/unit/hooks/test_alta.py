@@ -86,3 +86,78 @@ def test_ui_field_behaviour_matches_provider_info():
     assert legacy["relabeling"] == declared["relabeling"]
     assert legacy["relabeling"]["password"] == "API token"
     assert set(declared["placeholders"]) <= set(legacy["placeholders"])
+
+
+# Secrets that JSON escapes: the text as sent does not contain them, their decoded values do.
+ESCAPED_SECRETS = {
+    "quote": 'sekr"et_Quote_7f3a',
+    "backslash": "sekr\\et_Back_7f3a",
+    "tab": "sekr\tet_Tab_7f3a",
+    "newline": "sekr\net_Line_7f3a",
+    "non-ascii": "sékrét_Ünï_7f3a",
+    "astral": "sekr\U0001f642et_Emoji_7f3a",
+    "control": "sekr\x01et_Ctl_7f3a",
+}
+
+
+def _body(payload) -> str:
+    return json.dumps(payload, separators=(",", ":"))  # as AltaClient sends it
+
+
+@pytest.fixture(scope="module")
+def registered():
+    from airflow.providers.common.compat.sdk import mask_secret
+
+    for secret in (*ESCAPED_SECRETS.values(), "plain_sekret_7f3a", "987654321012"):
+        mask_secret(secret)
+    return ESCAPED_SECRETS
+
+
+@pytest.mark.parametrize("kind", list(ESCAPED_SECRETS))
+@pytest.mark.parametrize(
+    ("where", "place"),
+    [
+        ("name", lambda s: {"name": f"Ada {s}"}),
+        ("data", lambda s: {"data": {"note": s}}),
+        ("data", lambda s: {"data": {s: "a key"}}),
+        ("data", lambda s: {"data": {"deep": [1, {"list": ["x", f"..{s}.."]}]}}),
+        ("callTransfer", lambda s: {"callTransfer": {"phoneNumber": "+12025550199", "message": s}}),
+    ],
+)
+def test_the_guard_finds_secrets_in_decoded_values(registered, kind, where, place):
+    from airflow_provider_alta.hooks.alta import _refuse_secrets
+
+    secret = registered[kind]
+    body = _body({"assistantId": "a", "phoneNumber": "+12025550143", **place(secret)})
+    assert secret not in body  # JSON escaped it: comparing the text alone would let it through
+    with pytest.raises(AltaValidationError, match="refusing to send") as info:
+        _refuse_secrets(body)
+    assert [(e.field, e.rule) for e in info.value.errors] == [(where, "must not contain secrets")]
+    assert secret not in str(info.value)
+    assert secret not in repr(info.value.errors)
+
+
+def test_the_guard_still_finds_secrets_in_the_text_and_in_numbers(registered):
+    from airflow_provider_alta.hooks.alta import _refuse_secrets
+
+    with pytest.raises(AltaValidationError, match="refusing to send"):
+        _refuse_secrets(_body({"name": "plain_sekret_7f3a"}))
+    with pytest.raises(AltaValidationError) as info:
+        _refuse_secrets(_body({"name": "N", "data": {"pin": 987654321012}}))
+    assert info.value.errors[0].field == "data"
+
+
+def test_the_guard_lets_clean_payloads_through(registered):
+    from airflow_provider_alta.hooks.alta import _refuse_secrets
+
+    clean = {
+        "assistantId": "a",
+        "name": 'Ada "the Countess" Lovelace\t\\ é 🙂',
+        "phoneNumber": "+12025550143",
+        "data": {"password": "not-registered", "n": [1, 2.5, True, None, {"k": "v"}], "sekr": "et"},
+    }
+    _refuse_secrets(_body(clean))
+    deep: dict = {}
+    for _ in range(300):
+        deep = {"d": [deep]}
+    _refuse_secrets(json.dumps({"name": "N", "data": deep}))
