@@ -5,11 +5,18 @@ call, deduplicated, checked against the suppression list, against earlier tries'
 calling window, then paced and sent. Progress is written before and after each send, so a record
 whose send was interrupted is reported as ambiguous and never resent. Records outside their
 window are left pending with the time it opens; the caller decides to wait, defer or skip.
+
+No record can crash a pass: whatever cannot be checked is reported as invalid with the path it
+failed at. A record source that raises ends the pass (:attr:`PassResult.source_error`), with every
+record read so far accounted for. A :class:`Stopper` ends a pass between records: the send in
+flight finishes and is recorded, no new one starts, and the rest are ``not_reached``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import threading
 import time
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sized
 from dataclasses import dataclass, field
@@ -42,6 +49,54 @@ FAILURES = (INVALID, REJECTED, AMBIGUOUS, NOT_REACHED)
 #: What the progress store holds for a record: the send is under way, or how it ended.
 SENDING = "sending"
 UNSENT = "unsent"
+
+
+class StopRequested(Exception):
+    """A wait was cut short because the pass was asked to stop. Nothing was in flight."""
+
+
+class Stopper:
+    """A request to stop a running pass; safe to make from a signal handler or another thread.
+
+    :meth:`sleep` is how a pass waits (pacing, 429s, connect retries, windows); a request wakes it.
+    The wake-up is a lock held until the request releases it: releasing never blocks, so a signal
+    handler may do it, and a sleep that the signal interrupted retries and finds the lock free.
+    """
+
+    def __init__(self) -> None:
+        self.reason: str | None = None
+        self._wake = threading.Lock()
+        self._wake.acquire()
+
+    @property
+    def requested(self) -> bool:
+        return self.reason is not None
+
+    def request(self, reason: str) -> None:
+        """Ask the pass to stop; the first reason given is kept."""
+        if self.reason is not None:
+            return
+        self.reason = reason
+        with contextlib.suppress(RuntimeError):  # a concurrent request released it first
+            self._wake.release()
+
+    def sleep(self, seconds: float) -> None:
+        """Wait ``seconds``, or raise :class:`StopRequested` as soon as a stop is requested."""
+        if self.reason is None and seconds > 0 and self._wake.acquire(timeout=seconds):
+            self._wake.release()  # stay released: every later wait ends at once too
+        if self.reason is not None:
+            raise StopRequested(self.reason)
+
+
+def describe_error(exc: BaseException) -> str:
+    """``Type: message`` of an error, masked, short, and never raising."""
+    try:
+        text = str(exc)
+    except Exception:
+        text = "<message could not be read>"
+    if len(text) > 200:
+        text = text[:199] + "\u2026"
+    return f"{type(exc).__name__}: {mask_text(text)}" if text else type(exc).__name__
 
 
 class ProgressStore(Protocol):
@@ -92,6 +147,7 @@ class Plan:
     on_progress: Callable[[PassResult], None] | None = None
     progress_every: float = 10.0
     clock: Callable[[], float] = time.monotonic
+    stop: Stopper = field(default_factory=Stopper)
 
 
 @dataclass
@@ -104,6 +160,7 @@ class PassResult:
     sent: int = 0
     retry_after: float | None = None  # set when a long 429 stopped the pass: run another after it
     stopped: str | None = None  # why the pass stopped early (everything after is not reached)
+    source_error: str | None = None  # the record source raised this (masked): records after it unread
     started: float = 0.0
     total: int | None = None
 
@@ -124,15 +181,12 @@ def progress_key(value: Hashable) -> str:
 def run_pass(records: Iterable[Any], plan: Plan) -> PassResult:
     """Process every record once; see the module docstring."""
     result = PassResult(started=plan.clock())
-    if isinstance(records, Sized):
-        result.total = len(records)
     seen: dict[Hashable, str] = {}
     last_report = result.started
-    iterator: Iterator[Any] = iter(records)
-    for index, record in enumerate(iterator):
-        key = plan.record_key(index, record)
-        if key in result.outcomes or key in result.pending:
-            key = f"{key} (record {index})"
+    for index, record in _read(records, result):
+        key = _unique_key(_key(plan, index, record), index, result)
+        if not result.stopped and plan.stop.requested:
+            _stop(result, f"asked to stop ({plan.stop.reason})")
         if result.stopped:
             result.record(key, NOT_REACHED, result.stopped)
             continue
@@ -146,6 +200,38 @@ def run_pass(records: Iterable[Any], plan: Plan) -> PassResult:
     return result
 
 
+def _read(records: Iterable[Any], result: PassResult) -> Iterator[tuple[int, Any]]:
+    """Yield ``(index, record)``; a source that raises ends the pass with its error recorded."""
+    index = 0
+    try:
+        if isinstance(records, Sized):
+            result.total = len(records)
+        for record in records:
+            yield index, record
+            index += 1
+    except Exception as exc:
+        result.total = None
+        result.source_error = describe_error(exc)
+        _stop(result, f"the record source failed after {index} record(s) ({result.source_error})")
+
+
+def _key(plan: Plan, index: int, record: Any) -> str:
+    try:
+        key = plan.record_key(index, record)
+        return key if isinstance(key, str) else str(key)
+    except Exception:
+        return str(index)
+
+
+def _unique_key(key: str, index: int, result: PassResult) -> str:
+    """``key``, or a variant no earlier record has, so that no outcome is overwritten."""
+    candidate, n = key, 0
+    while candidate in result.outcomes or candidate in result.pending:
+        n += 1
+        candidate = f"{key} (record {index})" if n == 1 else f"{key} (record {index}, {n})"
+    return candidate
+
+
 def _process(
     key: str, record: Any, plan: Plan, result: PassResult, seen: dict[Hashable, str]
 ) -> AssistantCall | None:
@@ -155,16 +241,29 @@ def _process(
         reason = "; ".join(str(e) for e in exc.errors) or exc.message
         result.record(key, INVALID, reason)
         return None
-    identity: Hashable = plan.dedupe_key(record, call) if plan.dedupe_key else ("record", key)
+    except Exception as exc:  # a record so odd that reading it raised: report it, never crash the pass
+        result.record(key, INVALID, f"prospect: could not be read ({describe_error(exc)})")
+        return None
+    try:
+        identity: Hashable = plan.dedupe_key(record, call) if plan.dedupe_key else ("record", key)
+        pkey = progress_key(identity)
+        duplicate_of = seen.get(identity) if plan.dedupe_key else None
+    except Exception as exc:
+        result.record(key, INVALID, f"dedupe_key: could not be computed ({describe_error(exc)})")
+        return call
+    if duplicate_of is not None:
+        result.record(key, DUPLICATE, f"same dedupe key as record {duplicate_of}")
+        return call
     if plan.dedupe_key:
-        if identity in seen:
-            result.record(key, DUPLICATE, f"same dedupe key as record {seen[identity]}")
-            return call
         seen[identity] = key
-    if plan.suppressed and plan.suppressed(record, call):
+    try:
+        suppressed = bool(plan.suppressed(record, call)) if plan.suppressed else False
+    except Exception as exc:
+        result.record(key, INVALID, f"suppression: could not be checked ({describe_error(exc)})")
+        return call
+    if suppressed:
         result.record(key, SUPPRESSED, "on the suppression list")
         return call
-    pkey = progress_key(identity)
     earlier = plan.progress.get(pkey)
     if isinstance(earlier, Mapping) and earlier.get("state") not in (None, UNSENT):
         _replay(key, earlier, plan, result)
@@ -206,15 +305,27 @@ def _send(key: str, pkey: str, call: AssistantCall, plan: Plan, result: PassResu
         for gate in plan.gates:
             gate.acquire()
             passed.append(gate)
+        if plan.stop.requested:
+            raise StopRequested(plan.stop.reason)
     except GateError as exc:
         _release(passed)
         result.record(key, NOT_REACHED, str(exc))
         _stop(result, f"the rate limiter failed ({exc})")
         return
+    except StopRequested:
+        _release(passed)
+        _stopped_before_sending(key, plan, result)
+        return
     try:
         _send_through(key, pkey, call, plan, result)
     finally:
         _release(passed)
+
+
+def _stopped_before_sending(key: str, plan: Plan, result: PassResult) -> None:
+    why = f"asked to stop ({plan.stop.reason})"
+    result.record(key, NOT_REACHED, f"{why} before it was sent")
+    _stop(result, why)
 
 
 def _release(gates: list[Gate]) -> None:
@@ -226,6 +337,11 @@ def _send_through(key: str, pkey: str, call: AssistantCall, plan: Plan, result: 
     plan.progress.set(pkey, {"state": SENDING, "by": plan.attempt})
     try:
         plan.send(call)
+    except StopRequested:
+        # Raised only by a wait inside the send (a 429 or a connect retry): nothing is in flight.
+        plan.progress.set(pkey, {"state": UNSENT, "by": plan.attempt})
+        _stopped_before_sending(key, plan, result)
+        return
     except AltaRateLimitError as exc:
         # Nothing was placed. This record and every later one wait for the next pass.
         plan.progress.set(pkey, {"state": UNSENT, "by": plan.attempt})
@@ -249,6 +365,15 @@ def _send_through(key: str, pkey: str, call: AssistantCall, plan: Plan, result: 
     except AltaAPIError as exc:
         _final(plan, pkey, result, key, REJECTED, mask_text(str(exc)))
         return
+    except Exception as exc:
+        # Not an answer from Alta but a failure here, perhaps after the request left: it may have
+        # been placed. Never resent; and the pass stops, since the next send would likely fail too.
+        reason = (
+            f"unexpected error while sending ({describe_error(exc)}): it may have been placed; not resent"
+        )
+        _final(plan, pkey, result, key, AMBIGUOUS, reason)
+        _stop(result, f"an unexpected error while sending ({type(exc).__name__})")
+        return
     result.sent += 1
     _final(plan, pkey, result, key, CALLED, "")
 
@@ -259,4 +384,5 @@ def _final(plan: Plan, pkey: str, result: PassResult, key: str, state: str, reas
 
 
 def _stop(result: PassResult, why: str) -> None:
-    result.stopped = why
+    if result.stopped is None:  # the first reason is the one that matters
+        result.stopped = why

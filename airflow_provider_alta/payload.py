@@ -6,7 +6,6 @@ path of the field as the caller named it (``call_transfer.phone_number`` or ``ca
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Mapping
@@ -15,9 +14,15 @@ from functools import lru_cache
 from typing import Any
 
 from airflow_provider_alta.exceptions import AltaValidationError, FieldError
+from airflow_provider_alta.masking import mask_text
 from airflow_provider_alta.phone import PhoneNumberError, normalize_phone, validate_region
 
 RECEIVER_MESSAGE_MODES = ("static", "summary")
+MAX_DATA_DEPTH = 32  # objects and lists nested deeper than this inside ``data`` are refused
+MAX_DATA_ERRORS = 10  # problems listed per ``data``; the rest are summed up in one line
+MAX_INT_BITS = 64  # larger integers are refused (JSON readers lose them, Python cannot always print them)
+_MAX_LABEL = 40
+_PLAIN_NAME = re.compile(r"[\w\-]+")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
 _CAMEL_BOUNDARY = re.compile(r"_([a-z])")
 
@@ -85,6 +90,20 @@ class AssistantCall:
         return body
 
 
+def label(key: Any) -> str:
+    """A key as it may appear in a field path: short, masked, never empty and never raising.
+
+    A plain name (letters, digits, ``_``, ``-``) is shown as it is; anything else as its ``repr``.
+    """
+    try:
+        text = key if isinstance(key, str) and _PLAIN_NAME.fullmatch(key) else repr(key)
+    except Exception:
+        text = f"<{type(key).__name__}>"
+    if len(text) > _MAX_LABEL:
+        text = text[: _MAX_LABEL - 1] + "\u2026"
+    return mask_text(text)
+
+
 class _Collector:
     """Collects field errors under a path prefix."""
 
@@ -107,10 +126,12 @@ def _canonical_keys(
     out: dict[str, tuple[str, Any]] = {}
     for key, value in raw.items():
         name = by_alias.get(key) if isinstance(key, str) else None
-        if name is None:
-            errors.add(str(key), f"unknown field (allowed: {', '.join(allowed)}, or their camelCase forms)")
+        if name is None and not isinstance(key, str):
+            errors.add(f"[{label(key)}]", f"field names must be strings, not {type(key).__name__}")
+        elif name is None:
+            errors.add(label(key), f"unknown field (allowed: {', '.join(allowed)}, or their camelCase forms)")
         elif name in out:
-            errors.add(str(key), f"given twice (also as {out[name][0]!r})")
+            errors.add(key, f"given twice (also as {out[name][0]!r})")
         else:
             out[name] = (key, value)
     return out
@@ -153,21 +174,70 @@ def _phone(
         return None
 
 
-def _check_json(value: Any, path: str, errors: _Collector) -> None:
-    """Check that ``value`` is JSON: objects with string keys, finite numbers, no other types."""
-    if isinstance(value, Mapping):
+class _JSONChecker:
+    """Checks that a value is JSON and copies it (objects -> dicts, tuples -> lists), collecting errors.
+
+    Nesting is bounded by :data:`MAX_DATA_DEPTH` and cycles are reported, so no input can
+    exhaust the stack; at most :data:`MAX_DATA_ERRORS` problems are listed. A path is kept as
+    its segments and only written out for an error.
+    """
+
+    def __init__(self, errors: _Collector, root: str) -> None:
+        self.errors = errors
+        self.root = root
+        self.found = 0
+        self.open: set[int] = set()  # ids of the containers being checked (cycle detection)
+
+    def add(self, path: tuple[str | int, ...], rule: str, last: str = "") -> None:
+        self.found += 1
+        if self.found <= MAX_DATA_ERRORS:
+            parts = (f"[{p}]" if isinstance(p, int) else f".{label(p)}" for p in path)
+            self.errors.add(self.root + "".join(parts) + last, rule)
+
+    def check(self, value: Any, path: tuple[str | int, ...] = ()) -> Any:
+        if isinstance(value, Mapping | list | tuple):
+            return self._container(value, path)
+        if isinstance(value, bool) or value is None:
+            return value
+        if isinstance(value, str):
+            return str.__str__(value)  # a plain str, whatever subclass came in
+        if isinstance(value, int):
+            if value.bit_length() > MAX_INT_BITS:
+                self.add(path, f"integer too large (at most {MAX_INT_BITS} bits)")
+            return int.__int__(value)
+        if isinstance(value, float):
+            if not math.isfinite(value):
+                self.add(path, "must be a finite number (JSON has no NaN or Infinity)")
+            return float.__float__(value)
+        self.add(path, f"is not JSON-serialisable ({type(value).__name__})")
+        return None
+
+    def _container(
+        self, value: Mapping[Any, Any] | list[Any] | tuple[Any, ...], path: tuple[str | int, ...]
+    ) -> Any:
+        if id(value) in self.open:
+            self.add(path, "refers to itself (a cycle): JSON cannot hold it")
+            return None
+        if len(path) >= MAX_DATA_DEPTH:
+            self.add(path, f"nested deeper than {MAX_DATA_DEPTH} levels")
+            return None
+        self.open.add(id(value))
+        try:
+            if isinstance(value, Mapping):
+                return self._object(value, path)
+            return [self.check(v, (*path, i)) for i, v in enumerate(value)]
+        finally:
+            self.open.discard(id(value))
+
+    def _object(self, value: Mapping[Any, Any], path: tuple[str | int, ...]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
         for k, v in value.items():
-            if not isinstance(k, str):
-                errors.add(f"{path}[{k!r}]", f"object keys must be strings, not {type(k).__name__}")
+            if isinstance(k, str):
+                k = str.__str__(k)
+                out[k] = self.check(v, (*path, k))
             else:
-                _check_json(v, f"{path}.{k}", errors)
-    elif isinstance(value, list | tuple):
-        for i, v in enumerate(value):
-            _check_json(v, f"{path}[{i}]", errors)
-    elif isinstance(value, float) and not math.isfinite(value):
-        errors.add(path, "must be a finite number (JSON has no NaN or Infinity)")
-    elif not (value is None or isinstance(value, str | int | float | bool)):
-        errors.add(path, f"is not JSON-serialisable ({type(value).__name__})")
+                self.add(path, f"object keys must be strings, not {type(k).__name__}", f"[{label(k)}]")
+        return out
 
 
 def _data(given: dict[str, tuple[str, Any]], errors: _Collector) -> Mapping[str, Any] | None:
@@ -177,11 +247,13 @@ def _data(given: dict[str, tuple[str, Any]], errors: _Collector) -> Mapping[str,
     if not isinstance(value, Mapping):
         errors.add(key, f"must be a JSON object (a dict), not {type(value).__name__}")
         return None
-    before = len(errors.errors)
-    _check_json(value, key, errors)
-    if len(errors.errors) > before:
+    checker = _JSONChecker(errors, key)
+    copy = checker.check(value)
+    if checker.found > MAX_DATA_ERRORS:
+        errors.add(key, f"{checker.found - MAX_DATA_ERRORS} more problem(s) not listed")
+    if checker.found:
         return None
-    return dict(json.loads(json.dumps(value)))
+    return dict(copy)
 
 
 def _timezone(given: dict[str, tuple[str, Any]], errors: _Collector) -> str | None:
@@ -270,43 +342,72 @@ def build_call(fields_: Mapping[str, Any], *, default_region: str | None = None)
 
 
 def merge_record(
-    shared: Mapping[str, Any], record: Mapping[str, Any] | None, field_map: Mapping[str, str] | None = None
+    shared: Mapping[str, Any],
+    record: Mapping[str, Any] | None,
+    field_map: Mapping[str, str] | None = None,
+    *,
+    required: bool = False,
 ) -> dict[str, Any]:
     """Combine shared call fields with one upstream record, ready for :func:`build_call`.
 
     ``field_map`` maps record keys to payload fields (``"mobile": "phone_number"``) or into
     ``data`` (``"plan": "data.plan"``). Other record keys are taken as payload fields as they are
     (snake_case or camelCase), so an unexpected column fails validation as an unknown field.
-    A field set both by ``shared`` and by the record is an error; ``data`` is merged, the record's
-    keys winning. Values are copied as they are: they are data, never templates.
+    A field set both by ``shared`` and by the record, or twice by the record, is an error; ``data``
+    is merged, the record's keys winning. Keys must be strings. Values are copied as they are:
+    they are data, never templates. ``None`` means no record, unless ``required`` (a batch's
+    records). Raises :class:`AltaValidationError` naming each ``prospect.*`` path.
     """
     fields_: dict[str, Any] = {k: v for k, v in shared.items() if v is not None}
-    if record is None:
+    if record is None and not required:
         return fields_
     if not isinstance(record, Mapping):
         problem = FieldError("prospect", f"must be a dict (a record), not {type(record).__name__}")
         raise AltaValidationError.from_errors([problem])
     problems: list[FieldError] = []
     data: dict[str, Any] = {}
+    set_by: dict[str, str] = {}  # payload field -> the record key that set it
     for key, value in record.items():
-        target = (field_map or {}).get(key, key)
+        target = _target(key, field_map, problems)
+        if target is None:
+            continue
         canonical = _CAMEL_TO_SNAKE.get(target, target)
+        path = f"prospect.{label(key)}"
         if target.startswith("data."):
             data[target[5:]] = value
         elif canonical == "data" and isinstance(value, Mapping):
             data = {**value, **data}
-        elif canonical in fields_:
+        elif canonical in set_by:
             problems.append(
-                FieldError(f"prospect.{key}", f"sets {canonical}, which the operator already sets")
+                FieldError(path, f"sets {canonical} again (also set by prospect.{set_by[canonical]})")
             )
+        elif canonical in fields_ or target in fields_:
+            problems.append(FieldError(path, f"sets {canonical}, which the operator already sets"))
         else:
             fields_[target] = value
+            set_by[canonical] = label(key)
     if problems:
         raise AltaValidationError.from_errors(problems)
     if data:
         shared_data = fields_.get("data") or {}
         fields_["data"] = {**shared_data, **data} if isinstance(shared_data, Mapping) else shared_data
     return fields_
+
+
+def _target(key: Any, field_map: Mapping[str, str] | None, problems: list[FieldError]) -> str | None:
+    """The payload field (or ``data.<name>``) a record key feeds; ``None`` after reporting a problem."""
+    if not isinstance(key, str):
+        problems.append(
+            FieldError(f"prospect[{label(key)}]", f"keys must be strings, not {type(key).__name__}")
+        )
+        return None
+    target = (field_map or {}).get(key, key)
+    if not isinstance(target, str):
+        problems.append(
+            FieldError(f"field_map.{label(key)}", f"must name a payload field, not {type(target).__name__}")
+        )
+        return None
+    return target
 
 
 _CAMEL_TO_SNAKE = {to_camel(n): n for n in _CALL_FIELDS}

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 import time
 from collections.abc import Callable, Collection, Hashable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import (
@@ -24,13 +27,18 @@ from airflow_provider_alta.bulk import (
     PassResult,
     Plan,
     ProgressStore,
+    Stopper,
+    StopRequested,
     run_pass,
 )
-from airflow_provider_alta.masking import mask_phone
+from airflow_provider_alta.masking import mask_phone, mask_value
 from airflow_provider_alta.operators import _common
 from airflow_provider_alta.operators._common import (
+    KeepsPersonalDataOut,
     calling_hours,
+    describe_records,
     keep_mapped_values_literal,
+    masked_transfer,
     unwrap_literal,
 )
 from airflow_provider_alta.payload import AssistantCall, build_call, merge_record
@@ -45,6 +53,7 @@ if TYPE_CHECKING:
 Records = (
     Sequence[Mapping[str, Any]] | Callable[[], Iterable[Mapping[str, Any]]] | Iterable[Mapping[str, Any]]
 )
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 class _TaskStateProgress:
@@ -60,7 +69,7 @@ class _TaskStateProgress:
         self.store.set(key, value)
 
 
-class BatchTriggerAssistantCallsOperator(BaseOperator):
+class BatchTriggerAssistantCallsOperator(KeepsPersonalDataOut, BaseOperator):
     """Call every prospect of a campaign in one task, at the rate limit, each exactly once.
 
     Every record ends in one state: called, invalid, rejected, ambiguous, skipped (suppressed,
@@ -105,7 +114,10 @@ class BatchTriggerAssistantCallsOperator(BaseOperator):
         "calling_hours",
     )
     template_fields_renderers = {"data": "json", "call_transfer": "json", "calling_hours": "json"}
+    # Rendered, these show masked (the records as a count) in Airflow; the batch uses the real values.
+    personal_fields = {"prospects": describe_records, "data": mask_value, "call_transfer": masked_transfer}
     ui_color = "#d6cdf9"
+    _stopper: Stopper | None = None  # set while a batch runs, so on_kill and signals can stop it
 
     def __init__(
         self,
@@ -205,25 +217,59 @@ class BatchTriggerAssistantCallsOperator(BaseOperator):
             )
         return self._run(context, carried=progress or {})
 
+    def on_kill(self) -> None:
+        """Stop the running batch: the send in flight finishes, the rest are reported not reached."""
+        if self._stopper is not None:
+            self._stopper.request("on_kill")
+
     # --- orchestration -----------------------------------------------------------------------
 
     def _run(self, context: Context, carried: Mapping[str, Any] | None) -> dict[str, Any]:
         progress = self._progress(context, carried)
-        plan = self._plan(progress)
+        stopper = self._stopper = Stopper()
+        plan = self._plan(progress, stopper)
         plan.attempt = f"try {getattr(context.get('ti'), 'try_number', None) or 1}"
         try:
-            return self._passes(context, plan, progress)
+            with self._stop_on_signals(stopper):
+                return self._passes(context, plan, progress)
         finally:
+            self._stopper = None
             for gate in plan.gates:
                 close = getattr(gate, "close", None)
                 if close is not None:
                     close()
 
+    @contextmanager
+    def _stop_on_signals(self, stopper: Stopper) -> Iterator[None]:
+        """While the batch runs, SIGTERM and SIGINT ask it to stop; a second one acts as before.
+
+        Airflow's own SIGTERM handler only calls ``on_kill`` (3.x) or raises at once, even mid-send
+        (2.x); this one lets the send in flight finish. The previous handlers are restored after.
+        """
+        if threading.current_thread() is not threading.main_thread():
+            yield  # signal handlers can only be set from the main thread; on_kill still works
+            return
+        previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+
+        def handler(signum: int, frame: Any) -> None:
+            if stopper.requested:  # asked twice: do what would have happened without us
+                _delegate(previous[signal.Signals(signum)], signum, frame)
+                return
+            stopper.request(f"the task received {signal.Signals(signum).name}")
+
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, handler)
+        try:
+            yield
+        finally:
+            for sig, old in previous.items():
+                signal.signal(sig, old if old is not None else signal.SIG_DFL)
+
     def _passes(self, context: Context, plan: Plan, progress: ProgressStore) -> dict[str, Any]:
         while True:
             result = run_pass(self._records(), plan)
             wait, moment = self._wait(result)
-            if moment is None:
+            if moment is None or result.source_error or plan.stop.requested:
                 break
             if wait > self.defer_threshold:
                 self.log.info("Alta batch: %s; deferring until %s", self._counts(result), moment)
@@ -236,8 +282,11 @@ class BatchTriggerAssistantCallsOperator(BaseOperator):
                     kwargs={"progress": carried},
                 )
             self.log.info("Alta batch: waiting %.1f s (calling windows or rate limit)", wait)
-            time.sleep(wait)
-        return self._finish(context, result)
+            try:
+                plan.stop.sleep(wait)
+            except StopRequested:
+                break
+        return self._finish(context, result, plan.stop)
 
     def _wait(self, result: PassResult) -> tuple[float, Any]:
         """How long until the next pass can make progress, and when (``None``: done)."""
@@ -256,21 +305,26 @@ class BatchTriggerAssistantCallsOperator(BaseOperator):
             return _TaskStateProgress(store)
         return MemoryProgress(carried)
 
-    def _plan(self, progress: ProgressStore) -> Plan:
-        hook = self._hook()
+    def _plan(self, progress: ProgressStore, stopper: Stopper) -> Plan:
+        hook = self._hook(stopper)
         settings = None if self.is_dry_run else hook.settings
         region = self.default_region or (settings.default_region if settings else None)
         hours = calling_hours(self.calling_hours)
-        shared = {"assistant_id": self.assistant_id, "data": self.data, "call_transfer": self.call_transfer}
+        shared = {
+            "assistant_id": self.assistant_id,
+            "data": self.personal("data"),
+            "call_transfer": self.personal("call_transfer"),
+        }
 
         def prepare(record: Any) -> AssistantCall:
-            return build_call(merge_record(shared, record, self.field_map), default_region=region)
+            fields = merge_record(shared, record, self.field_map, required=True)
+            return build_call(fields, default_region=region)
 
         return Plan(
             prepare=prepare,
             send=hook.send_call,
             progress=progress,
-            gates=() if settings is None else self._gates(settings),
+            gates=() if settings is None else self._gates(settings, stopper),
             window=None if hours is None else self._window(hours),
             dedupe_key=self._dedupe(),
             suppressed=self._suppressed(region),
@@ -279,25 +333,28 @@ class BatchTriggerAssistantCallsOperator(BaseOperator):
             show_phone=self._show_phone,
             on_progress=self._log_progress,
             progress_every=self.progress_interval,
+            stop=stopper,
         )
 
-    def _hook(self) -> AltaHook:
+    def _hook(self, stopper: Stopper) -> AltaHook:
         from airflow_provider_alta.client import RetryPolicy
         from airflow_provider_alta.hooks.alta import AltaHook
 
         # Short 429 waits happen inside the hook; longer ones end the pass, so the batch can defer.
         # One INFO line per call would drown the progress lines: calls log at DEBUG here.
+        # A stop also ends the hook's 429 and connect-retry waits.
         return AltaHook(
             alta_conn_id=self.alta_conn_id,
             retry=RetryPolicy(rate_limit_budget=self.defer_threshold),
             success_log_level=logging.DEBUG,
+            sleep=stopper.sleep,
         )
 
-    def _gates(self, settings: Any) -> tuple[Gate, ...]:
+    def _gates(self, settings: Any, stopper: Stopper) -> tuple[Gate, ...]:
         from airflow_provider_alta.pacing import Pacer
 
         rate = self.calls_per_minute or settings.calls_per_minute
-        gates: list[Gate] = [Pacer(rate / self.concurrent_tasks)]
+        gates: list[Gate] = [Pacer(rate / self.concurrent_tasks, sleep=stopper.sleep)]
         url = self.rate_limiter_url or settings.rate_limiter_url
         if url:
             from airflow_provider_alta.shared_limiter import SharedLimiter
@@ -342,7 +399,7 @@ class BatchTriggerAssistantCallsOperator(BaseOperator):
         numbers = set()
         for number in suppression:
             try:
-                numbers.add(normalize_phone(str(number), region))
+                numbers.add(normalize_phone(str(number), region, allow_extension=True))
             except PhoneNumberError:
                 numbers.add(str(number))
         return lambda _record, call: call.phone_number in numbers
@@ -356,8 +413,15 @@ class BatchTriggerAssistantCallsOperator(BaseOperator):
         return number if self.include_phone_in_xcom else mask_phone(number)
 
     def _records(self) -> Iterable[Any]:
-        source = unwrap_literal(self.prospects)
-        records: Iterable[Any] = source() if callable(source) else source
+        """The records; a callable that raises becomes a source that raises (reported, not a crash)."""
+        source = unwrap_literal(self.personal("prospects"))
+        records: Iterable[Any] = source
+        if not callable(source):
+            return records
+        try:
+            records = source()
+        except Exception as exc:
+            return _raising(exc)
         return records
 
     # --- reporting -----------------------------------------------------------------------------
@@ -376,9 +440,17 @@ class BatchTriggerAssistantCallsOperator(BaseOperator):
         counts = {k: v for k, v in result.counts.items() if v}
         return f"{result.done} done {counts}, {len(result.pending)} waiting"
 
-    def _finish(self, context: Context, result: PassResult) -> dict[str, Any]:
-        for key in list(result.pending):  # cannot happen after the loop, but never drop a record
-            result.record(key, OUTSIDE_HOURS, "still outside calling hours")
+    def _finish(self, context: Context, result: PassResult, stopper: Stopper) -> dict[str, Any]:
+        ended = result.source_error or stopper.requested
+        for key in list(result.pending):  # only left when the batch ended early: never drop a record
+            if ended:
+                result.record(
+                    key, NOT_REACHED, f"{self._ended_why(result, stopper)}, before its window opened"
+                )
+            else:
+                result.record(key, OUTSIDE_HOURS, "still outside calling hours")
+        if stopper.requested and result.counts[NOT_REACHED]:
+            result.stopped = f"asked to stop ({stopper.reason})"
         summary = {
             "total": result.done,
             "counts": {k: v for k, v in result.counts.items() if v},
@@ -386,13 +458,23 @@ class BatchTriggerAssistantCallsOperator(BaseOperator):
             "dry_run": self.is_dry_run,
             "outcomes": self._outcomes_for_xcom(result),
         }
+        if result.stopped:
+            summary["stopped"] = result.stopped
+        if result.source_error:
+            summary["source_error"] = result.source_error
         self.log.info("Alta batch finished: %s", summary["counts"])
         failures = sum(result.counts[s] for s in FAILURES if s != NOT_REACHED)
         problem = self._too_many(failures, result.done)
-        if result.counts[NOT_REACHED] or problem:
+        if result.counts[NOT_REACHED] or problem or result.source_error:
             ti = context.get("ti")
             if ti is not None:
                 ti.xcom_push(key="summary", value=summary)
+        if result.source_error:
+            raise AirflowException(
+                f"The record source failed after {result.done} record(s) ({result.source_error}); the "
+                "records read were processed and a retry reads the source again, never calling anyone "
+                "already called. Summary in XCom 'summary'."
+            )
         if result.counts[NOT_REACHED]:
             raise AirflowException(
                 f"{result.counts[NOT_REACHED]} record(s) not reached ({result.stopped}); a retry resumes "
@@ -401,6 +483,12 @@ class BatchTriggerAssistantCallsOperator(BaseOperator):
         if problem:
             raise AirflowFailException(f"{problem}. Summary in XCom 'summary'.")
         return summary
+
+    @staticmethod
+    def _ended_why(result: PassResult, stopper: Stopper) -> str:
+        if result.source_error:
+            return f"the record source failed ({result.source_error})"
+        return f"asked to stop ({stopper.reason})"
 
     def _outcomes_for_xcom(self, result: PassResult) -> dict[str, dict[str, Any]]:
         if self.xcom_outcomes == "none":
@@ -418,3 +506,18 @@ class BatchTriggerAssistantCallsOperator(BaseOperator):
         if self.max_failure_ratio is not None and total and failures / total > self.max_failure_ratio:
             return f"{failures}/{total} records failed, more than max_failure_ratio={self.max_failure_ratio}"
         return None
+
+
+def _delegate(handler: Any, signum: int, frame: Any) -> None:
+    """Run a signal's earlier disposition: its Python handler, or the default action."""
+    if callable(handler):
+        handler(signum, frame)
+    elif handler != signal.SIG_IGN:
+        signal.signal(signum, signal.SIG_DFL)
+        signal.raise_signal(signum)
+
+
+def _raising(exc: Exception) -> Iterator[Any]:
+    """A record source whose first read raises ``exc``."""
+    raise exc
+    yield  # a generator

@@ -1,5 +1,14 @@
 from __future__ import annotations
 
+import json
+import os
+import re
+import signal
+import threading
+import time
+from collections.abc import Mapping
+from datetime import datetime
+
 import pendulum
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -21,6 +30,8 @@ from airflow_provider_alta.bulk import (
     Decision,
     MemoryProgress,
     Plan,
+    Stopper,
+    StopRequested,
     progress_key,
     run_pass,
 )
@@ -57,13 +68,8 @@ class Alta:
 
 
 def plan(alta: Alta, progress=None, **kw) -> Plan:
-    return Plan(
-        prepare=prepare,
-        send=alta,
-        progress=progress if progress is not None else MemoryProgress(),
-        dedupe_key=lambda _r, call: call.phone_number,
-        **kw,
-    )
+    options = {"send": alta, "dedupe_key": lambda _r, call: call.phone_number, **kw}
+    return Plan(prepare=prepare, progress=progress if progress is not None else MemoryProgress(), **options)
 
 
 def test_every_record_ends_in_exactly_one_state():
@@ -255,3 +261,317 @@ def test_invalid_records_name_the_field_path():
 def test_non_dict_records_are_invalid(bad):
     result = run_pass([bad], plan(Alta()))
     assert result.outcomes["0"]["state"] == INVALID
+
+
+# --- records that used to crash the pass ----------------------------------------------------
+
+
+def deep(depth: int) -> dict:
+    value: dict = {}
+    for _ in range(depth):
+        value = {"x": value}
+    return value
+
+
+def looped() -> dict:
+    loop: dict = {"ok": 1}
+    loop["me"] = loop
+    return loop
+
+
+class Unprintable:
+    def __repr__(self):
+        raise RuntimeError("no repr")
+
+    __str__ = __repr__
+
+    def __hash__(self):
+        return 1
+
+
+class BrokenMapping(Mapping):
+    """A record whose reading raises."""
+
+    def __getitem__(self, key):
+        raise KeyError(key)
+
+    def __iter__(self):
+        raise OSError("disk gone while reading +12025550143")
+
+    def __len__(self):
+        return 1
+
+
+@pytest.mark.parametrize(
+    ("record", "path"),
+    [
+        ({**lead(1), 3: "x"}, "prospect[3]"),
+        ({**lead(1), (1, 2): "x"}, "prospect[(1, 2)]"),
+        ({**lead(1), None: "x"}, "prospect[None]"),
+        ({**lead(1), Unprintable(): "x"}, "prospect[<Unprintable>]"),
+        (lead(1, data=deep(5000)), "data.x.x"),
+        (lead(1, data=looped()), "data.me"),
+        (lead(1, data={"when": datetime(2026, 1, 1)}), "data.when"),
+        (lead(1, data={"odd": Unprintable()}), "data.odd"),
+        (lead(1, data={7: "seven"}), "data[7]"),
+        (lead(1, name=b"Ada"), "name"),
+        (lead(1, phoneNumber="+12025550002"), "prospect.phoneNumber"),
+        (BrokenMapping(), "prospect"),
+        (b"bytes", "prospect"),
+        (3.5, "prospect"),
+    ],
+    ids=lambda value: type(value).__name__ if not isinstance(value, str) else value,
+)
+def test_odd_records_are_invalid_with_a_field_path_and_the_rest_go_on(record, path):
+    alta = Alta()
+    result = run_pass([lead(10), record, lead(12)], plan(alta))
+    assert [result.outcomes[str(i)]["state"] for i in range(3)] == [CALLED, INVALID, CALLED]
+    assert result.outcomes["1"]["reason"].startswith(path)
+    assert "2025550143" not in result.outcomes["1"]["reason"]
+    assert alta.sent == ["+12025550010", "+12025550012"]
+
+
+def test_a_source_that_raises_partway_is_reported_and_everything_read_is_accounted_for():
+    def source():
+        yield lead(1)
+        yield lead(2, name="")
+        raise ConnectionError("cursor lost while reading +12025550143")
+
+    alta = Alta()
+    result = run_pass(source(), plan(alta))
+    assert [result.outcomes[k]["state"] for k in ("0", "1")] == [CALLED, INVALID]
+    assert result.source_error == "ConnectionError: cursor lost while reading +1202***0143"
+    assert result.stopped == f"the record source failed after 2 record(s) ({result.source_error})"
+    assert alta.sent == ["+12025550001"]
+
+
+@pytest.mark.parametrize("source", [None, 42])
+def test_a_source_that_is_not_iterable_is_reported(source):
+    result = run_pass(source, plan(Alta()))
+    assert result.outcomes == {}
+    assert result.source_error.startswith("TypeError:")
+
+
+def test_a_failing_dedupe_key_or_suppression_check_makes_the_record_invalid():
+    alta = Alta()
+    result = run_pass(
+        [lead(1), lead(2), lead(3)],
+        plan(
+            alta,
+            dedupe_key=lambda record, call: (
+                [call.phone_number] if record["name"] == "Lead 1" else call.phone_number
+            ),
+            suppressed=lambda record, _call: record["missing"] if record["name"] == "Lead 2" else False,
+        ),
+    )
+    assert result.outcomes["0"] == {
+        "state": INVALID,
+        "reason": "dedupe_key: could not be computed (TypeError: unhashable type: 'list')",
+    }
+    assert result.outcomes["1"] == {
+        "state": INVALID,
+        "reason": "suppression: could not be checked (KeyError: 'missing')",
+    }
+    assert alta.sent == ["+12025550003"]
+
+
+def test_record_keys_never_collide_and_a_failing_record_key_falls_back_to_the_index():
+    def record_key(index, record):
+        if index == 3:
+            raise ValueError("boom")
+        return record["data"]["id"]
+
+    records = [
+        lead(1, data={"id": "A"}),
+        lead(2, data={"id": "A (record 2)"}),
+        lead(3, data={"id": "A"}),
+        lead(4),
+    ]
+    result = run_pass(records, plan(Alta(), record_key=record_key))
+    assert set(result.outcomes) == {"A", "A (record 2)", "A (record 2, 2)", "3"}
+    assert result.done == 4
+
+
+def test_an_unexpected_error_while_sending_is_ambiguous_and_stops_the_pass():
+    alta = Alta({"+12025550002": RuntimeError("socket library bug")})
+    progress = MemoryProgress()
+    result = run_pass([lead(1), lead(2), lead(3)], plan(alta, progress))
+    assert [result.outcomes[str(i)]["state"] for i in range(3)] == [CALLED, AMBIGUOUS, NOT_REACHED]
+    assert "may have been placed" in result.outcomes["1"]["reason"]
+    assert progress.get(progress_key("+12025550002"))["state"] == AMBIGUOUS  # never resent
+
+
+# --- stopping --------------------------------------------------------------------------------
+
+
+def test_a_stop_during_a_send_lets_it_finish_and_reaches_nobody_after():
+    progress = MemoryProgress()
+    stop = Stopper()
+    alta = Alta()
+
+    def send(call):
+        if call.phone_number == "+12025550002":
+            stop.request("SIGTERM")  # arrives while this send is in flight
+        return alta(call)
+
+    result = run_pass([lead(n) for n in range(1, 6)], plan(alta, progress, stop=stop, send=send))
+    assert alta.sent == ["+12025550001", "+12025550002"]
+    assert [result.outcomes[str(i)]["state"] for i in range(5)] == [CALLED, CALLED] + [NOT_REACHED] * 3
+    assert result.outcomes["2"]["reason"] == "asked to stop (SIGTERM)"
+    assert progress.get(progress_key("+12025550002"))["state"] == CALLED
+    assert progress.get(progress_key("+12025550003")) is None
+    assert result.done == 5
+
+
+class WaitingGate:
+    """A gate that waits through the stopper (as the Pacer does), reporting when it starts to."""
+
+    def __init__(self, stop: Stopper, seconds: float) -> None:
+        self.stop, self.seconds = stop, seconds
+        self.waiting = threading.Event()
+        self.released = 0
+
+    def acquire(self) -> float:
+        self.waiting.set()
+        self.stop.sleep(self.seconds)
+        return self.seconds
+
+    def release(self) -> None:
+        self.released += 1
+
+
+def test_a_stop_from_another_thread_wakes_a_pacing_wait():
+    stop = Stopper()
+    gate = WaitingGate(stop, 3600)  # would hold the pass for an hour
+    alta = Alta()
+    progress = MemoryProgress()
+    threading.Thread(target=lambda: (gate.waiting.wait(), stop.request("on_kill")), daemon=True).start()
+    result = run_pass([lead(1), lead(2)], plan(alta, progress, stop=stop, gates=(gate,)))
+    assert alta.sent == []
+    assert result.outcomes["0"] == {
+        "state": NOT_REACHED,
+        "reason": "asked to stop (on_kill) before it was sent",
+    }
+    assert result.outcomes["1"] == {"state": NOT_REACHED, "reason": "asked to stop (on_kill)"}
+    assert progress.data == {}
+
+
+def test_a_stop_during_a_wait_inside_the_send_is_not_reached_not_ambiguous():
+    stop = Stopper()
+    progress = MemoryProgress()
+
+    def send(call):  # the hook waiting out a 429 through the stopper, when the stop comes
+        stop.request("SIGTERM")
+        stop.sleep(30)
+        raise AssertionError("unreachable")
+
+    result = run_pass([lead(1), lead(2)], plan(Alta(), progress, stop=stop, send=send))
+    assert [o["state"] for o in result.outcomes.values()] == [NOT_REACHED, NOT_REACHED]
+    assert progress.get(progress_key("+12025550001"))["state"] == UNSENT  # a later try sends it
+
+
+def test_a_signal_wakes_a_sleep_in_the_main_thread():
+    stop = Stopper()
+    previous = signal.signal(signal.SIGUSR1, lambda *_: stop.request("SIGUSR1"))
+    try:
+        threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGUSR1)).start()
+        started = time.monotonic()
+        with pytest.raises(StopRequested, match="SIGUSR1"):
+            stop.sleep(120)
+        assert time.monotonic() - started < 60  # woken, not timed out
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+
+
+def test_a_stopper_once_requested_keeps_every_later_wait_short():
+    stop = Stopper()
+    stop.request("first")
+    stop.request("second")
+    for _ in range(2):
+        with pytest.raises(StopRequested, match="first"):
+            stop.sleep(3600)
+
+
+# --- fuzz: no record shape and no source failure escapes the pass ----------------------------
+
+FIELD_NAMES = [
+    "name",
+    "phone_number",
+    "phoneNumber",
+    "email",
+    "timezone",
+    "data",
+    "call_transfer",
+    "assistantId",
+]
+
+json_leaves = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.integers(min_value=2**64, max_value=2**80),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=8),
+    st.binary(max_size=4),
+    st.decimals(allow_nan=False, allow_infinity=False),
+    st.datetimes(),
+    st.frozensets(st.integers(), max_size=2),
+    st.builds(Unprintable),
+)
+odd_keys = st.one_of(
+    st.text(max_size=6),
+    st.integers(),
+    st.none(),
+    st.tuples(st.integers()),
+    st.booleans(),
+    st.builds(Unprintable),
+)
+data_values = st.one_of(
+    st.recursive(
+        json_leaves,
+        lambda inner: st.one_of(
+            st.lists(inner, max_size=3), st.dictionaries(odd_keys, inner, max_size=3), st.tuples(inner)
+        ),
+        max_leaves=12,
+    ),
+    st.integers(30, 3000).map(deep),
+    st.builds(looped),
+)
+field_values = st.one_of(data_values, st.sampled_from(["+12025550143", "Ada", "Europe/London", "a@b.co", ""]))
+record_shapes = st.one_of(
+    st.dictionaries(st.one_of(st.sampled_from(FIELD_NAMES), odd_keys), field_values, max_size=6),
+    st.builds(
+        lambda n, extra: {**lead(n), **extra},
+        st.integers(100, 130),
+        st.dictionaries(st.one_of(st.sampled_from(FIELD_NAMES), odd_keys), field_values, max_size=2),
+    ),
+    st.builds(lambda n, data: lead(n, data=data), st.integers(100, 130), data_values),
+    st.one_of(st.none(), st.integers(), st.text(max_size=4), st.binary(max_size=4), st.lists(st.integers())),
+    st.builds(BrokenMapping),
+)
+
+
+def partly(records: list, fail_after: int | None):
+    """The records as a generator that raises after ``fail_after`` of them (``None``: never)."""
+    for index, record in enumerate(records):
+        if index == fail_after:
+            raise OSError("source failed near +12025550143")
+        yield record
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(record_shapes, max_size=12), st.one_of(st.none(), st.integers(0, 12)))
+def test_fuzzed_record_shapes_and_sources_never_escape_the_pass(batch, fail_after):
+    alta = Alta()
+    result = run_pass(partly(batch, fail_after), plan(alta, show_phone=lambda n: n[:5] + "***"))
+    read = len(batch) if fail_after is None or fail_after >= len(batch) else fail_after
+    assert len(result.outcomes) == result.done == read  # each record read ends in exactly one state
+    assert sum(result.counts.values()) == read
+    assert (result.source_error is not None) == (read < len(batch))
+    for outcome in result.outcomes.values():
+        assert outcome["state"] in STATES
+        if outcome["state"] == INVALID:
+            for problem in outcome["reason"].split("; "):
+                assert re.match(r"\S[^:]*: \S", problem), outcome["reason"]  # "field.path: rule"
+    assert len(alta.sent) == len(set(alta.sent))  # deduped: nobody twice
+    assert not re.search(r"\d{10}", json.dumps(result.outcomes) + (result.source_error or ""))

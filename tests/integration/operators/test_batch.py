@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections import Counter
 from types import SimpleNamespace
 
@@ -206,3 +208,79 @@ def test_progress_also_rides_in_the_trigger_event(sandbox, monkeypatch):
     summary = task.execute_complete({}, event={"progress": trigger_kwargs["progress"]})
     assert summary["counts"] == {"called": 2}
     assert journaled(sandbox) == Counter({"+12025550100": 1, "+12025550200": 1})
+
+
+class Store:
+    """A task state store in memory: ``get``/``set``, shared by the tries of one test."""
+
+    def __init__(self) -> None:
+        self.data: dict = {}
+
+    def get(self, key, default=None):
+        return self.data.get(key, default)
+
+    def set(self, key, value):
+        self.data[key] = value
+
+
+class TI:
+    def __init__(self, try_number: int = 1) -> None:
+        self.try_number = try_number
+        self.xcom: dict = {}
+
+    def xcom_push(self, key, value, **_):
+        self.xcom[key] = value
+
+
+def when(condition, then) -> threading.Thread:
+    """Run ``then`` on another thread as soon as ``condition()`` holds (give up after a minute)."""
+
+    def watch():
+        deadline = time.monotonic() + 60
+        while not condition() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        then()
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_on_kill_stops_the_batch_after_the_send_in_flight_and_a_retry_resumes(sandbox):
+    sandbox.configure(rate_limit="off")
+    sandbox.set_faults(rates={"latency": 1.0}, latency=0.2)
+    records, store = leads(30), Store()
+    task = batch(records, calls_per_minute=6000)
+    when(lambda: len(sandbox.calls()) >= 4, task.on_kill)
+    ti = TI()
+    with pytest.raises(AirflowException, match="not reached") as info:
+        task.execute({"ti": ti, "task_state_store": store})
+    assert not isinstance(info.value, AirflowFailException)
+    summary = ti.xcom["summary"]
+    placed = journaled(sandbox)
+    assert 4 <= len(placed) < len(records)
+    assert max(placed.values()) == 1
+    assert summary["total"] == len(records)
+    assert summary["counts"] == {"called": len(placed), "not_reached": len(records) - len(placed)}
+    assert summary["stopped"] == "asked to stop (on_kill)"
+
+    resumed = batch(records, calls_per_minute=6000).execute({"ti": TI(2), "task_state_store": store})
+    assert resumed["counts"] == {"called": len(records)}
+    assert journaled(sandbox) == Counter({f"+1202555{i:04d}": 1 for i in range(100, 130)})
+
+
+@pytest.mark.timeout(120)  # without the stop, the hook would wait the 429 out for ten minutes
+def test_a_stop_ends_the_hooks_429_wait_and_that_record_is_not_reached(sandbox):
+    sandbox.configure(rate_limit="off")
+    sandbox.set_faults(script=["ok", "429:600"])  # the second call is told to wait ten minutes
+    records, store = leads(3), Store()
+    task = batch(records, defer_threshold=3600)  # waited inside the hook, not deferred
+    when(lambda: sandbox.stats()["responses"].get("429", 0) >= 1, task.on_kill)
+    ti = TI()
+    with pytest.raises(AirflowException, match="not reached"):
+        task.execute({"ti": ti, "task_state_store": store})
+    outcomes = ti.xcom["summary"]["outcomes"]
+    assert [outcomes[f"L{i}"]["state"] for i in (100, 101, 102)] == ["called", "not_reached", "not_reached"]
+    assert outcomes["L101"]["reason"] == "asked to stop (on_kill) before it was sent"
+    assert journaled(sandbox) == Counter({"+12025550100": 1})
+    assert [v["state"] for v in store.data.values()] == ["called", "unsent"]  # a retry sends it
