@@ -113,6 +113,13 @@ def test_suppression_list_and_custom_dedupe(sandbox):
     assert set(journaled(sandbox)) == {"+12025550100", "+12025550102", "+12025550104"}
 
 
+def test_a_suppressed_number_written_with_an_extension_still_blocks_the_number(sandbox):
+    """A do-not-call entry from a CRM export may carry an extension: it still names the line."""
+    summary = batch(leads(3), suppression={"+1 202-555-0101 ext. 12"}, default_region="US").execute({})
+    assert summary["counts"] == {"called": 2, "skipped_suppressed": 1}
+    assert set(journaled(sandbox)) == {"+12025550100", "+12025550102"}
+
+
 def test_outside_the_window_defers_and_resumes_without_resending(sandbox, monkeypatch):
     now = pendulum.datetime(2026, 11, 24, 12, 0, tz="UTC")  # 07:00 in New York, 12:00 in London
     monkeypatch.setattr(common, "now_utc", lambda: now)
