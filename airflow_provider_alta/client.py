@@ -6,13 +6,23 @@ Alta has no idempotency key, so a request that may have reached Alta is never se
   of resends;
 - a failure before the request left this machine (DNS, refused, connect timeout) is retried with
   exponential backoff and full jitter;
-- anything else without a clear answer (read timeout, reset after sending, 5xx) raises
-  :class:`AltaAmbiguousOutcomeError`.
+- anything else without a clear answer (read timeout, reset after sending, 5xx, an answer that
+  does not arrive in full before the answer deadline) raises :class:`AltaAmbiguousOutcomeError`.
+
+Reading an answer is bounded: the status line, headers and body must all arrive within
+``RetryPolicy.answer_deadline`` (default twice the read timeout) of sending, however slowly the
+bytes trickle in, and at most ``RetryPolicy.max_answer_bytes`` of body are read. Once a status line
+has arrived its status decides: a ``2xx`` whose body is cut, too slow or too large is still a placed
+call. Interim ``1xx`` answers are skipped and the final answer that follows them is read; a ``1xx``
+that is not followed by a final answer in time is ambiguous (the request was received).
 """
 
 from __future__ import annotations
 
+import contextvars
 import email.utils
+import http.client
+import io
 import json
 import logging
 import math
@@ -25,6 +35,8 @@ from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3 import HTTPConnectionPool, HTTPSConnectionPool, PoolManager, ProxyManager
+from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 from urllib3.util.retry import Retry
 
@@ -48,25 +60,162 @@ DEFAULT_RATE_LIMIT_WAIT = 60.0
 MIN_RATE_LIMIT_WAIT = 1.0  # a 429 that says "now" (0, negative, a past date) is still waited out
 MAX_RATE_LIMIT_WAIT = 3600.0  # an absurd wait (inf, 1e309) is taken as an hour, never as a crash
 _RETRY_IN_MESSAGE = re.compile(r"retry after (\d+(?:\.\d+)?) seconds?", re.IGNORECASE)
+MAX_ANSWER_BYTES = 1024 * 1024  # a call's answer is tiny: read no more than this of any body
+ANSWER_DEADLINE_FACTOR = 2.0  # default answer deadline: this many read timeouts after sending
+_MAX_INTERIM_ANSWERS = 32  # 1xx answers skipped before the status is taken as it is (ambiguous)
+_CHUNK_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How long to wait out 429s and how often to retry requests that never left the machine."""
+    """How long to wait out 429s, how often to retry requests that never left, how long to read answers.
+
+    ``answer_deadline`` is the most seconds, counted from sending, that the whole answer (status
+    line, headers and body) may take; ``None`` means :data:`ANSWER_DEADLINE_FACTOR` times the read
+    timeout. ``max_answer_bytes`` is the most body bytes read.
+    """
 
     rate_limit_budget: float = 300.0
     rate_limit_resends: int = 10
     connect_retries: int = 3
     backoff_base: float = 0.5
     backoff_max: float = 30.0
+    answer_deadline: float | None = None
+    max_answer_bytes: int = MAX_ANSWER_BYTES
+
+    def __post_init__(self) -> None:
+        deadline = self.answer_deadline
+        if deadline is not None and not (math.isfinite(deadline) and deadline > 0):
+            raise ValueError(f"answer_deadline must be positive seconds or None, got {deadline!r}")
+        if self.max_answer_bytes < 1:
+            raise ValueError(f"max_answer_bytes must be at least 1, got {self.max_answer_bytes!r}")
 
 
 @dataclass(frozen=True)
 class _Answer:
+    """A final answer: its status, headers, parsed JSON body (``None`` when absent, cut or not JSON)."""
+
     status: int
     headers: Mapping[str, str]
     body: Any
     raw: bytes
+
+
+# --- bounded answers ---------------------------------------------------------------------------
+#
+# The answer deadline must hold however slowly the bytes come, so it is enforced where the bytes
+# are read: the client's connections build their responses over a reader that shortens each
+# socket read to the time left. The seconds come from a context variable set around each request,
+# so the same connection classes serve every request of the session.
+
+_ANSWER_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "alta_answer_deadline", default=None
+)
+
+
+class _DeadlineReader(io.RawIOBase):
+    """A socket reader that raises ``TimeoutError`` once ``deadline`` (``time.monotonic``) has passed."""
+
+    def __init__(self, sock: Any, deadline: float) -> None:
+        super().__init__()
+        self._sock = sock
+        self._io = sock.makefile("rb", buffering=0)  # holds a reference, like http.client's own reader
+        self._deadline = deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return int(self._io.fileno())
+
+    def readinto(self, buffer: Any) -> int | None:
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the answer did not arrive in full before the answer deadline")
+        timeout = self._sock.gettimeout()
+        self._sock.settimeout(left if timeout is None else min(timeout, left))
+        try:
+            read: int | None = self._io.readinto(buffer)
+            return read
+        finally:
+            self._sock.settimeout(timeout)  # the connection may be reused: leave its timeout as it was
+
+    def close(self) -> None:
+        if not self.closed:
+            self._io.close()
+        super().close()
+
+
+class _WithDeadline:
+    """Hands ``http.client.HTTPResponse`` a deadline-bounded reader instead of the socket's own."""
+
+    def __init__(self, sock: Any, deadline: float) -> None:
+        self._sock = sock
+        self._deadline = deadline
+
+    def makefile(self, mode: str = "rb", *args: Any, **kwargs: Any) -> io.BufferedReader:
+        return io.BufferedReader(_DeadlineReader(self._sock, self._deadline))
+
+
+class _BoundedResponse(http.client.HTTPResponse):
+    """``http.client``'s response, read within the answer deadline, with interim (1xx) answers skipped."""
+
+    def __init__(
+        self, sock: Any, debuglevel: int = 0, method: str | None = None, url: str | None = None
+    ) -> None:
+        seconds = _ANSWER_DEADLINE.get()
+        if seconds is not None:
+            sock = _WithDeadline(sock, time.monotonic() + seconds)
+        super().__init__(sock, debuglevel, method, url)
+
+    def _read_status(self) -> tuple[str, int, str]:
+        """The first non-interim status line. An interim answer (RFC 9110, 15.2) has headers, no body."""
+        read_status: Callable[[], tuple[str, int, str]] = super()._read_status  # type: ignore[misc]
+        for _ in range(_MAX_INTERIM_ANSWERS):
+            version, status, reason = read_status()
+            if not _is_interim(status):
+                break
+            http.client.parse_headers(self.fp)  # type: ignore[arg-type]
+            log.debug("Alta sent an interim %s answer; reading the final one", status)
+        return version, status, reason
+
+
+def _is_interim(status: int) -> bool:
+    """1xx but not 101: a protocol switch (never asked for) ends HTTP on the connection."""
+    return 100 <= status < 200 and status != 101
+
+
+class _BoundedHTTPConnection(HTTPConnection):
+    response_class = _BoundedResponse
+
+
+class _BoundedHTTPSConnection(HTTPSConnection):
+    response_class = _BoundedResponse
+
+
+class _BoundedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _BoundedHTTPConnection
+
+
+class _BoundedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _BoundedHTTPSConnection
+
+
+_BOUNDED_POOLS = {"http": _BoundedHTTPPool, "https": _BoundedHTTPSPool}
+
+
+class _BoundedAdapter(HTTPAdapter):
+    """An adapter whose connections read answers within the deadline (direct and through HTTP proxies)."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = dict(_BOUNDED_POOLS)
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> PoolManager:
+        manager: PoolManager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        if isinstance(manager, ProxyManager):  # a SOCKS manager keeps its own pools
+            manager.pool_classes_by_scheme = dict(_BOUNDED_POOLS)
+        return manager
 
 
 def retry_after_seconds(headers: Mapping[str, str], message: str | None, now: float | None = None) -> float:
@@ -136,7 +285,7 @@ class AltaClient:
         self._rng = rng or random.Random()
         self.session = requests.Session()
         # urllib3 must never resend on its own: every resend decision is made here.
-        adapter = HTTPAdapter(max_retries=Retry(total=0, connect=0, read=0, redirect=0, status=0))
+        adapter = _BoundedAdapter(max_retries=Retry(total=0, connect=0, read=0, redirect=0, status=0))
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.session.headers.update(
@@ -233,6 +382,16 @@ class AltaClient:
                 self._sleep(delay)
 
     def _post_once(self, body: bytes) -> _Answer:
+        deadline = self.retry.answer_deadline
+        if deadline is None:
+            deadline = ANSWER_DEADLINE_FACTOR * self.settings.timeout[1]
+        token = _ANSWER_DEADLINE.set(deadline)
+        try:
+            return self._exchange(body)
+        finally:
+            _ANSWER_DEADLINE.reset(token)
+
+    def _exchange(self, body: bytes) -> _Answer:
         url = self.settings.calls_url
         try:
             response = self.session.post(
@@ -248,17 +407,41 @@ class AltaClient:
                 "It was not resent; check before calling this person again."
             ) from None
         with response:
-            try:
-                raw = response.content
-            except requests.RequestException:
-                # The status line arrived, so the outcome is known; only the body was lost.
-                log.warning("Alta answered %s but its body could not be read", response.status_code)
-                raw = b""
+            raw, complete = _read_body(response, self.retry.max_answer_bytes)
         try:
-            parsed = json.loads(raw) if raw else None
+            parsed = json.loads(raw) if raw and complete else None
         except ValueError:
             parsed = None
         return _Answer(response.status_code, response.headers, parsed, raw)
+
+
+def _read_body(response: requests.Response, limit: int) -> tuple[bytes, bool]:
+    """At most ``limit`` bytes of the body, and whether that is all of it. Never raises.
+
+    The status line arrived, so the outcome is known; a body that breaks off, stalls past the
+    answer deadline or exceeds ``limit`` is left unread and its connection closed, never reused.
+    """
+    status = response.status_code
+    if status < 200:  # a final answer may still be on its way: this connection is spent
+        response.raw.close()
+        return b"", True
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        for chunk in response.iter_content(_CHUNK_BYTES):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                log.warning(
+                    "Alta answered %s with a body over %d bytes; the rest was not read", status, limit
+                )
+                return b"".join(chunks)[:limit], False
+    except requests.RequestException as exc:
+        log.warning(
+            "Alta answered %s but its body could not be read in full (%s)", status, type(exc).__name__
+        )
+        return b"".join(chunks), False
+    return b"".join(chunks), True
 
 
 def _field(body: Any, name: str) -> str | None:
@@ -274,6 +457,13 @@ def _error_for(answer: _Answer) -> AltaAPIError:
         return AltaValidationError(message or "Invalid request body", status=status, error=error)
     if status == 401:
         return AltaAuthenticationError(message or "Invalid API token", status=status, error=error)
+    if status < 200:  # an interim answer with no final one: the request was received, no more is known
+        return AltaAmbiguousOutcomeError(
+            f"Alta answered {status} (interim) and no final answer followed: the call may have been "
+            "placed. It was not resent; check before calling this person again.",
+            status=status,
+            error=error,
+        )
     if status >= 500:
         return AltaAmbiguousOutcomeError(
             f"Alta answered {status} ({message or 'server error'}): the call may have been placed. "

@@ -2,8 +2,14 @@
 
 Prints one row per fault: faults injected, records, calls placed (sandbox journal), duplicates
 (numbers journaled more than once), ambiguous, left not reached after the retries, unaccounted, and
-a verdict. A row is OK when nobody was called twice, every record is accounted for and no record is
-left not reached. Exits 1 if any row fails, 0 otherwise.
+a verdict. A row is OK when nobody was called twice, every record is accounted for, no record is
+left not reached and the row's own check (if it has one) holds. Exits 1 if any row fails, 0 otherwise.
+
+Rows for answers a client must survive: zero waits (429s that say "retry after 0 seconds": each is
+still waited out for the hook's minimum, never resent at once), interim answers (``102``/``103``
+before the final ``200``: placed, read as placed), trickled answers (one byte at a time, far slower
+than the read timeout allows in all but never tripping it: the answer deadline ends them) and huge
+answers (50 MiB after a ``200``: placed, the body not read whole).
 
 Accounted for means: the record has a final state; ``called`` records are in the journal; journaled
 records are reported ``called`` or ``ambiguous`` (an ambiguous record may or may not be journaled).
@@ -97,11 +103,16 @@ class Row:
     seconds: float = 0.0
     skipped: str | None = None
     notes: list[str] = field(default_factory=list)
+    failed_check: str | None = None  # the row's own check, when it did not hold
 
     @property
     def ok(self) -> bool:
-        """Nobody called twice, nobody unaccounted for, nobody left behind."""
-        return self.skipped is None and not (self.duplicates or self.unaccounted or self.not_reached)
+        """Nobody called twice, nobody unaccounted for, nobody left behind, the row's check held."""
+        return (
+            self.skipped is None
+            and self.failed_check is None
+            and not (self.duplicates or self.unaccounted or self.not_reached)
+        )
 
 
 # --- setup ------------------------------------------------------------------------------------
@@ -273,6 +284,10 @@ def faults_injected(sandbox: Any, settle: float = 5.0) -> int:
 # --- rows -------------------------------------------------------------------------------------
 
 
+#: A row's own check: given the row, the sandbox's stats and the seconds the tries took, what failed.
+Check = Callable[[Row, Mapping[str, Any], float], str | None]
+
+
 def sandbox_row(
     name: str,
     people: list[dict[str, str]],
@@ -281,6 +296,7 @@ def sandbox_row(
     *,
     read_timeout: float = 5.0,
     defer_threshold: float = 30.0,
+    check: Check | None = None,
 ) -> Row:
     """A batch against a sandbox that injects ``faults``; retries run until done (or MAX_TRIES)."""
     from airflow_provider_alta.sandbox import AltaSandbox
@@ -289,9 +305,40 @@ def sandbox_row(
     store = SqliteStateStore(str(tmp / f"{name.replace(' ', '_')}.sqlite"))
     with AltaSandbox(token=TOKEN, rate_limit=None, faults=dict(faults)) as sandbox:
         set_connection(sandbox.url, read_timeout=read_timeout)
+        started = time.monotonic()
         summary, row.tries = run_tries(people, store, row.notes, defer_threshold=defer_threshold)
+        took = time.monotonic() - started
         row.injected = faults_injected(sandbox)
-        return account(row, people, summary, sandbox.calls())
+        row = account(row, people, summary, sandbox.calls())
+        if check is not None:
+            row.failed_check = check(row, sandbox.stats(), took)
+        return row
+
+
+def sprinkled(count: int, rate: float, kinds: list[str], seed: int) -> list[str]:
+    """A fault script of ``count`` entries: each one of ``kinds`` with probability ``rate``, else ok."""
+    rng = random.Random(seed)
+    return [rng.choice(kinds) if rng.random() < rate else "ok" for _ in range(count)]
+
+
+def waited_out(row: Row, stats: Mapping[str, Any], took: float) -> str | None:
+    """Every zero-wait 429 was still waited out for the hook's minimum (no resend at once)."""
+    from airflow_provider_alta.client import MIN_RATE_LIMIT_WAIT
+
+    storms = int(stats["responses"].get("429", 0))
+    row.notes.append(f"{storms} zero-wait 429s, {took:.1f} s of tries")
+    if storms == 0:
+        return "no 429 was injected"
+    if took < storms * MIN_RATE_LIMIT_WAIT:  # sleeping never ends early: a shorter run resent at once
+        return f"{storms} zero-wait 429s in {took:.1f} s: some were resent without waiting"
+    return None
+
+
+def read_as_placed(row: Row, stats: Mapping[str, Any], took: float) -> str | None:
+    """The status line said 200 (after an interim answer, or before a huge body): no record ambiguous."""
+    if row.ambiguous:
+        return f"{row.ambiguous} placed calls reported ambiguous although their 200 arrived"
+    return None
 
 
 def refused_row(people: list[dict[str, str]], tmp: Path) -> Row:
@@ -608,6 +655,51 @@ def suite(args: argparse.Namespace) -> list[Row]:
                 read_timeout=0.5,
             ),
         ),
+        (
+            "zero waits",
+            # 429s saying "retry after 0 seconds" (Retry-After: 0): three in a row, then at random
+            lambda tmp: sandbox_row(
+                "zero waits",
+                people,
+                tmp,
+                {"script": ["429:0"] * 3, "rates": {"429": 0.04}, "retry_after": 0, "seed": seed},
+                check=waited_out,
+            ),
+        ),
+        (
+            "interim answers",
+            # 102 Processing (and a 103 Early Hints) before the final 200 of a placed call
+            lambda tmp: sandbox_row(
+                "interim answers",
+                people,
+                tmp,
+                {"script": ["interim:103"], "rates": {"interim": 0.1}, "seed": seed},
+                check=read_as_placed,
+            ),
+        ),
+        (
+            "trickled answers",
+            # one byte every 0.05 s: the 0.5 s read timeout never fires, the 1 s answer deadline does;
+            # from the status line (ambiguous) or after it (placed, the body unknown)
+            lambda tmp: sandbox_row(
+                "trickled answers",
+                people,
+                tmp,
+                {"script": sprinkled(len(people), 0.08, ["trickle:0.05", "trickle_body:0.05"], seed)},
+                read_timeout=0.5,
+            ),
+        ),
+        (
+            "huge answers",
+            # 50 MiB of JSON after the 200 of a placed call: read up to the client's 1 MiB limit
+            lambda tmp: sandbox_row(
+                "huge answers",
+                people,
+                tmp,
+                {"rates": {"huge_body": 0.08}, "seed": seed},
+                check=read_as_placed,
+            ),
+        ),
         ("SIGKILLed worker", lambda tmp: sigkill_row(people, tmp, args)),
         (SCHEDULER_ROW, lambda tmp: scheduler_row(people, tmp)),
     ]
@@ -643,6 +735,8 @@ def main(argv: list[str] | None = None) -> int:
     not_run = f", {len(rows) - len(ran)} not run" if len(ran) < len(rows) else ""
     print(f"\n{len(ran) - len(failed)}/{len(ran)} rows OK{not_run} in {time.monotonic() - started:.0f} s")
     for row in rows:
+        if row.failed_check is not None:
+            print(f"  {row.fault}: check failed: {row.failed_check}")
         if row.notes and (not row.ok or os.environ.get("FAULT_SUITE_VERBOSE")):
             print(f"  {row.fault}: " + "; ".join(row.notes))
     return 1 if failed else 0

@@ -11,9 +11,17 @@ from collections.abc import Sequence
 from types import FrameType
 
 from airflow_provider_alta.sandbox.core import DEFAULT_MAX_BODY_BYTES, DEFAULT_TOKEN
-from airflow_provider_alta.sandbox.faults import FAULT_KINDS, FaultPlan
+from airflow_provider_alta.sandbox.faults import FAULT_KINDS, FaultPlan, seconds_value
 from airflow_provider_alta.sandbox.ratelimit import RateLimit
 from airflow_provider_alta.sandbox.runtime import AltaSandbox
+
+
+def _latency(text: str) -> float:
+    """``--latency``: finite seconds, 0 or more (``inf``, ``nan`` and negatives are refused)."""
+    try:
+        return seconds_value("--latency", text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--latency: ")) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,10 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--fault-script",
         metavar="LIST",
-        help="comma-separated faults for the next requests, e.g. ok,5xx,reset_after_accept,latency:2.5",
+        help="comma-separated faults for the next requests, e.g. ok,5xx,reset_after_accept,latency:2.5,"
+        "interim:102,trickle:0.5,trickle_body:0.5,huge_body:50",
     )
     parser.add_argument(
-        "--latency", type=float, default=1.0, help="seconds a 'latency' fault adds (default: 1)"
+        "--latency", type=_latency, default=1.0, help="seconds a 'latency' fault adds (default: 1)"
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the fault RNG (default: 0)")
     parser.add_argument(

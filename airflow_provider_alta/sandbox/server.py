@@ -18,14 +18,18 @@ from airflow_provider_alta.sandbox.core import Reply, SandboxState, error_reply,
 from airflow_provider_alta.sandbox.faults import (
     DROP_BEFORE_BODY,
     ERROR_5XX,
+    HUGE_BODY,
+    INTERIM,
     LATENCY,
     OK,
     RESET_AFTER_ACCEPT,
     STORM_429,
+    TRICKLE,
+    TRICKLE_BODY,
     Fault,
     FaultPlan,
 )
-from airflow_provider_alta.sandbox.masking import describe_call
+from airflow_provider_alta.sandbox.masking import describe_call, mask_log_text
 
 logger = logging.getLogger("airflow_provider_alta.sandbox")
 
@@ -33,6 +37,16 @@ API_PATH = "/v1/assistant/calls"
 CONTROL_PREFIX = "/_sandbox/"
 _DRAIN_LIMIT = 16 * 1024 * 1024
 _ALLOW = {"Allow": "POST"}
+#: Each control endpoint and the methods it answers (any other method gets 405 with ``Allow``).
+_CONTROLS: dict[str, tuple[str, ...]] = {
+    "calls": ("GET",),
+    "stats": ("GET",),
+    "health": ("GET",),
+    "reset": ("POST",),
+    "faults": ("GET", "POST"),
+    "config": ("GET", "POST"),
+}
+_HUGE_CHUNK = 64 * 1024
 _5XX_ERRORS = {
     500: "InternalServerError",
     502: "BadGateway",
@@ -131,6 +145,19 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
 
     # --- routing -------------------------------------------------------------------------------
 
+    def parse_request(self) -> bool:
+        """Parse as usual; answer a method without a ``do_`` handler (TRACE, CONNECT, any token) here.
+
+        ``http.server`` would answer 501; the sandbox answers like for any other method: 405 with
+        ``Allow`` on a known path, 404 elsewhere. Returning False tells it the answer was sent.
+        """
+        if not super().parse_request():
+            return False
+        if hasattr(self, "do_" + self.command):
+            return True
+        self._route(self.command)
+        return False
+
     def do_POST(self) -> None:
         """Handle POST."""
         self._route("POST")
@@ -174,11 +201,11 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
         try:
             if path != API_PATH:
                 self._read_body()  # keeps the connection usable; a bad length closes it after answering
-                self._log(method, path, 404, started)
+                self._log(method, self.path, 404, started)
                 self._reply(error_reply(404, "NotFound", f"No route for {method} {path}"))
             elif not api_call:
                 self._read_body()
-                self._log(method, path, 405, started)
+                self._log(method, self.path, 405, started)
                 self._reply(error_reply(405, "MethodNotAllowed", f"{method} is not allowed here", _ALLOW))
             else:
                 fault = state.faults.next()
@@ -228,7 +255,9 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
         if fault.kind == LATENCY and fault.seconds > 0:
             self.server.stopping.wait(fault.seconds)  # a stopping server does not keep clients waiting
         self._log("POST", API_PATH, reply.status, started, fault, note=summary)
-        self._reply(reply)
+        if fault.kind == INTERIM:
+            self._interim(fault.status)
+        self._reply(reply, fault)
 
     def _read_body(self) -> bytes | Reply:
         """The whole body, or an error reply (the connection is then closed after answering)."""
@@ -266,8 +295,15 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
             self._reply(raw)
             return
         reply: Reply
+        allowed = _CONTROLS.get(name)
         try:
-            if method == "GET" and name == "calls":
+            if allowed is None:
+                reply = error_reply(404, "NotFound", f"No sandbox control {method} {CONTROL_PREFIX}{name}")
+            elif method not in allowed:
+                reply = error_reply(
+                    405, "MethodNotAllowed", f"{method} is not allowed here", {"Allow": ", ".join(allowed)}
+                )
+            elif method == "GET" and name == "calls":
                 calls = state.journal.records()
                 reply = Reply(200, {"count": len(calls), "calls": calls})
             elif method == "GET" and name == "stats":
@@ -284,32 +320,79 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
                 reply = Reply(200, state.faults.to_dict())
             elif method == "GET" and name == "config":
                 reply = Reply(200, state.config())
-            elif method == "POST" and name == "config":
+            else:  # POST config
                 reply = Reply(200, state.configure(**_json_object(raw)))
-            else:
-                reply = error_reply(404, "NotFound", f"No sandbox control {method} {CONTROL_PREFIX}{name}")
         except ValueError as exc:
             reply = error_reply(400, "ValidationError", str(exc))
         self._reply(reply)
-        logger.debug("%s %s%s -> %s", method, CONTROL_PREFIX, name, reply.status)
+        logger.debug("%s %s -> %s", method, mask_log_text(self.path), reply.status)
 
     # --- low level -----------------------------------------------------------------------------
 
-    def _reply(self, reply: Reply) -> None:
+    def _reply(self, reply: Reply, fault: Fault | None = None) -> None:
+        """Send ``reply``: at once, or as ``fault`` says (trickled, or with a huge body)."""
         self._count(reply.status)
         payload = json.dumps(reply.body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-        self.send_response_only(reply.status)
-        self.send_header("Server", self.server_version)
-        self.send_header("Date", self.date_time_string())
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        for name, value in reply.headers.items():
-            self.send_header(name, value)
+        kind = fault.kind if fault is not None else OK
+        if kind == HUGE_BODY and fault is not None and self.command != "HEAD":
+            self._send_huge(reply, payload, fault.size)
+            return
+        head = self._head(reply, len(payload))
+        body = b"" if self.command == "HEAD" else payload
+        if kind == TRICKLE and fault is not None:
+            self._trickle(head + body, fault.seconds)
+        elif kind == TRICKLE_BODY and fault is not None:
+            self.wfile.write(head)
+            self._trickle(body, fault.seconds)
+        else:
+            self.wfile.write(head + body)
+
+    def _head(self, reply: Reply, length: int) -> bytes:
+        """Status line and headers of ``reply`` for a body of ``length`` bytes."""
+        lines = [
+            f"{self.protocol_version} {reply.status} {self.responses.get(reply.status, ('',))[0]}",
+            f"Server: {self.server_version}",
+            f"Date: {self.date_time_string()}",
+            "Content-Type: application/json",
+            f"Content-Length: {length}",
+            *(f"{name}: {value}" for name, value in reply.headers.items()),
+        ]
         if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(payload)
+            lines.append("Connection: close")
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "strict")
+
+    def _interim(self, status: int) -> None:
+        """Send an interim (1xx) answer: a status line and no headers, then the final answer follows."""
+        reason = self.responses.get(status, ("Processing" if status == 102 else "Interim",))[0]
+        self.wfile.write(f"{self.protocol_version} {status} {reason}\r\n\r\n".encode("latin-1"))
+
+    def _trickle(self, data: bytes, seconds: float) -> None:
+        """Send ``data`` one byte every ``seconds``; stop when the client leaves or the server stops."""
+        for index in range(len(data)):
+            if index and self.server.stopping.wait(seconds):
+                break
+            try:
+                self.wfile.write(data[index : index + 1])
+            except OSError:
+                break
+        self.close_connection = True  # the client may have given up half way: never reuse this one
+
+    def _send_huge(self, reply: Reply, payload: bytes, size: int) -> None:
+        """Send ``reply`` as a JSON body padded to ``size`` bytes, as fast as the client reads it."""
+        prefix = payload[:-1] + (b',"padding":"' if reply.body else b'"padding":"')
+        suffix = b'"}'
+        size = max(size, len(prefix) + len(suffix))
+        self.close_connection = True
+        fill = size - len(prefix) - len(suffix)
+        chunk = b"x" * _HUGE_CHUNK
+        try:
+            self.wfile.write(self._head(reply, size) + prefix)
+            while fill > 0 and not self.server.stopping.is_set():
+                self.wfile.write(chunk[: min(fill, _HUGE_CHUNK)])
+                fill -= _HUGE_CHUNK
+            self.wfile.write(suffix)
+        except OSError:
+            pass  # the client stopped reading: as it should
 
     def _abort(self, *, reset: bool) -> None:
         """Close the connection without answering; with ``reset`` the peer gets a TCP RST."""
@@ -346,13 +429,21 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
         elapsed = (time.perf_counter() - started) * 1000
         outcome = "no answer" if status is None else str(status)
         extra = "" if fault is None or fault.kind == OK else f" fault={fault}"
+        target = mask_log_text(path)  # a path or query string may hold a phone number or an email
         logger.info(
-            "%s %s -> %s in %.1f ms%s%s", method, path, outcome, elapsed, extra, f" {note}" if note else ""
+            "%s %s -> %s in %.1f ms%s%s",
+            mask_log_text(method),
+            target,
+            outcome,
+            elapsed,
+            extra,
+            f" {note}" if note else "",
         )
 
     def log_message(self, format: str, *args: Any) -> None:
-        """Silence ``BaseHTTPRequestHandler``'s stderr log: the sandbox logs through ``logging``."""
-        logger.debug("%s " + format, self.address_string(), *args)
+        """Silence ``BaseHTTPRequestHandler``'s stderr log: the sandbox logs through ``logging``, masked."""
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("%s %s", self.address_string(), mask_log_text(format % args))
 
 
 def _json_object(raw: bytes) -> dict[str, Any]:

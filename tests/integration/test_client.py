@@ -10,7 +10,15 @@ import threading
 import time
 
 import pytest
-from loopback import RawServer, read_request, reset
+from loopback import (
+    RawServer,
+    answer,
+    read_request,
+    reset,
+    self_signed_tls,
+    send_padded_json,
+    send_slowly,
+)
 from ports import free_port
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
@@ -377,3 +385,312 @@ def test_concurrent_use_is_safe(httpserver: HTTPServer, url: str):
     for t in threads:
         t.join()
     assert results == [{"ok": True}] * 8
+
+
+# --- interim answers ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "interim",
+    [
+        b"HTTP/1.1 102 Processing\r\n\r\n",
+        b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n",
+        b"HTTP/1.1 102 Processing\r\n\r\nHTTP/1.1 102 Processing\r\n\r\n",
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 102 Processing\r\n\r\n",
+    ],
+)
+def test_interim_answers_are_skipped_and_the_final_200_is_a_placed_call(raw_server, interim):
+    def interim_then_200(conn: socket.socket) -> None:
+        server.requests.append(read_request(conn))
+        conn.sendall(interim + answer(b"HTTP/1.1 200 OK", b'{"id":"call_1"}'))
+
+    server = raw_server(interim_then_200)
+    sleeps = Sleeps()
+    assert client_for(server.url, sleeps=sleeps).trigger(CALL) == {"id": "call_1"}
+    assert len(server.requests) == 1
+    assert sleeps == []
+
+
+@pytest.mark.parametrize(
+    "interim",
+    [
+        b"HTTP/1.1 102 Processing\r\n\r\n",  # then the connection closes: the final answer never came
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n",
+    ],
+)
+def test_an_interim_answer_without_a_final_one_is_ambiguous_never_rejected(raw_server, interim):
+    def interim_only(conn: socket.socket) -> None:
+        server.requests.append(read_request(conn))
+        conn.sendall(interim)
+
+    server = raw_server(interim_only)
+    sleeps = Sleeps()
+    with pytest.raises(AltaAmbiguousOutcomeError, match="may have been placed"):
+        client_for(server.url, sleeps=sleeps).trigger(CALL)
+    assert len(server.requests) == 1
+    assert sleeps == []
+
+
+def test_an_interim_answer_followed_by_silence_is_ambiguous(raw_server):
+    def interim_then_nothing(conn: socket.socket) -> None:
+        server.requests.append(read_request(conn))
+        conn.sendall(b"HTTP/1.1 102 Processing\r\n\r\n")
+        conn.recv(1)  # until the client gives up and closes
+
+    server = raw_server(interim_then_nothing)
+    with pytest.raises(AltaAmbiguousOutcomeError, match="may have been placed"):
+        client_for(server.url, timeout=(2.0, 0.3)).trigger(CALL)
+    assert len(server.requests) == 1
+
+
+def test_a_stray_final_answer_after_an_unexpected_1xx_never_answers_the_next_call(raw_server):
+    """A 101 ends the exchange; what follows on that connection must not be read as the next answer."""
+    served: list[int] = []
+
+    def behaviour(conn: socket.socket) -> None:
+        served.append(len(served))
+        read_request(conn)
+        if len(served) == 1:
+            conn.sendall(
+                b"HTTP/1.1 101 Switching Protocols\r\n\r\n" + answer(b"HTTP/1.1 200 OK", b'{"id":"stray"}')
+            )
+            read_request(conn)  # a second request on this connection would get the stray answer
+        else:
+            conn.sendall(answer(b"HTTP/1.1 200 OK", b'{"id":"fresh"}'))
+
+    client = client_for(raw_server(behaviour).url)
+    with pytest.raises(AltaAmbiguousOutcomeError):
+        client.trigger(CALL)
+    assert client.trigger(CALL) == {"id": "fresh"}
+
+
+# --- the answer deadline -----------------------------------------------------------------------
+
+SLOW_ANSWER = answer(b"HTTP/1.1 200 OK", b'{"id":"call_slow","status":"queued"}')
+
+
+def _wait_for(items: list, count: int = 1, timeout: float = 60.0) -> None:
+    """Wait until the server thread has reported ``count`` results (it notices a client leave late)."""
+    deadline = time.monotonic() + timeout
+    while len(items) < count and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def test_an_answer_trickled_from_its_status_line_is_ambiguous_at_the_deadline(raw_server):
+    """One byte every 0.1 s never trips the 5 s read timeout; the 0.5 s answer deadline ends it."""
+    sent: list[int] = []
+
+    def trickle(conn: socket.socket) -> None:
+        server.requests.append(read_request(conn))
+        sent.append(send_slowly(conn, SLOW_ANSWER, 0.1))
+
+    server = raw_server(trickle)
+    sleeps = Sleeps()
+    with pytest.raises(AltaAmbiguousOutcomeError, match="may have been placed"):
+        client_for(server.url, timeout=(2.0, 5.0), sleeps=sleeps, answer_deadline=0.5).trigger(CALL)
+    _wait_for(sent)
+    assert sent[0] < len(SLOW_ANSWER)  # the client left before the answer was complete
+    assert len(server.requests) == 1
+    assert sleeps == []
+
+
+def test_headers_trickled_after_the_status_line_are_ambiguous_too(raw_server):
+    sent: list[int] = []
+    status_line, rest = SLOW_ANSWER[:17], SLOW_ANSWER[17:]
+
+    def trickle_headers(conn: socket.socket) -> None:
+        read_request(conn)
+        conn.sendall(status_line)
+        sent.append(send_slowly(conn, rest, 0.1))
+
+    with pytest.raises(AltaAmbiguousOutcomeError):
+        client_for(raw_server(trickle_headers).url, answer_deadline=0.5).trigger(CALL)
+    _wait_for(sent)
+    assert sent[0] < len(rest)
+
+
+def test_the_default_deadline_is_twice_the_read_timeout(raw_server):
+    sent: list[int] = []
+
+    def trickle(conn: socket.socket) -> None:
+        read_request(conn)
+        sent.append(send_slowly(conn, SLOW_ANSWER, 0.1))  # about 6 s in all, never 0.4 s without a byte
+
+    with pytest.raises(AltaAmbiguousOutcomeError):
+        client_for(raw_server(trickle).url, timeout=(2.0, 0.4)).trigger(CALL)
+    _wait_for(sent)
+    assert sent[0] < len(SLOW_ANSWER)
+
+
+PADDED = b'{"id":"call_slow","status":"queued","padding":"' + b"x" * 60 + b'"}'
+
+
+@pytest.mark.parametrize(
+    ("status_line", "outcome"),
+    [
+        (b"HTTP/1.1 200 OK", {}),  # placed: the status line said so; the body is unknown
+        (b"HTTP/1.1 201 Created", {}),
+        (b"HTTP/1.1 400 Bad Request", AltaValidationError),  # still a rejection
+        (b"HTTP/1.1 503 Service Unavailable", AltaAmbiguousOutcomeError),
+    ],
+)
+def test_a_trickled_body_keeps_what_the_status_line_said(raw_server, status_line, outcome):
+    sent: list[int] = []
+
+    def trickle_body(conn: socket.socket) -> None:
+        server.requests.append(read_request(conn))
+        conn.sendall(answer(status_line, b"", length=len(PADDED)))
+        sent.append(send_slowly(conn, PADDED, 0.1))
+
+    server = raw_server(trickle_body)
+    sleeps = Sleeps()
+    client = client_for(server.url, sleeps=sleeps, answer_deadline=0.5)
+    if isinstance(outcome, dict):
+        assert client.trigger(CALL) == outcome
+    else:
+        with pytest.raises(outcome):
+            client.trigger(CALL)
+    _wait_for(sent)
+    assert sent[0] < len(PADDED)  # not read whole
+    assert len(server.requests) == 1
+    assert sleeps == []
+
+
+# --- the body limit ----------------------------------------------------------------------------
+
+HUGE = 50 * 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    ("status_line", "outcome"),
+    [
+        (b"HTTP/1.1 200 OK", {}),
+        (b"HTTP/1.1 400 Bad Request", AltaValidationError),
+        (b"HTTP/1.1 500 Internal Server Error", AltaAmbiguousOutcomeError),
+    ],
+)
+def test_a_50_mb_answer_is_not_read_whole_and_keeps_its_status(raw_server, status_line, outcome):
+    sent: list[int] = []
+
+    def huge_then_normal(conn: socket.socket) -> None:
+        server.requests.append(read_request(conn))
+        if len(server.requests) == 1:
+            sent.append(send_padded_json(conn, status_line, HUGE))
+        else:
+            conn.sendall(answer(b"HTTP/1.1 200 OK", b'{"id":"next"}'))
+
+    server = raw_server(huge_then_normal)
+    sleeps = Sleeps()
+    client = client_for(server.url, sleeps=sleeps)
+    if isinstance(outcome, dict):
+        assert client.trigger(CALL) == outcome
+    else:
+        with pytest.raises(outcome) as info:
+            client.trigger(CALL)
+        assert len(str(info.value)) < 1000
+    _wait_for(sent)
+    assert sent[0] < HUGE // 2  # the client stopped reading at its limit (the rest is kernel buffers)
+    assert client.trigger(CALL) == {"id": "next"}  # a fresh connection, not the rest of the huge body
+    assert len(server.requests) == 2
+    assert sleeps == []
+
+
+def test_the_body_limit_is_a_policy_setting(raw_server):
+    body = b'{"id":"call_1","padding":"' + b"x" * 5000 + b'"}'
+
+    def big(conn: socket.socket) -> None:
+        read_request(conn)
+        conn.sendall(answer(b"HTTP/1.1 200 OK", body))
+
+    server = raw_server(big)
+    assert client_for(server.url, max_answer_bytes=1000).trigger(CALL) == {}
+    assert client_for(server.url, max_answer_bytes=10_000).trigger(CALL)["id"] == "call_1"
+
+
+# --- the same answers from the sandbox's faults ------------------------------------------------
+
+
+@pytest.fixture
+def sandbox():
+    from airflow_provider_alta.sandbox import AltaSandbox
+
+    with AltaSandbox(token=TOKEN, rate_limit=None) as running:
+        yield running
+
+
+@pytest.mark.parametrize(
+    ("fault", "placed_answer"),
+    [
+        ("interim", True),  # the final 200 after the interim 102 is read
+        ("interim:103", True),
+        ("trickle_body:0.1", False),  # placed; the body is unknown
+        ("huge_body", False),  # placed; 50 MiB are not read
+    ],
+)
+def test_sandbox_answers_that_are_placed_calls(sandbox, fault, placed_answer):
+    sandbox.set_faults(script=[fault])
+    sleeps = Sleeps()
+    result = client_for(sandbox.url, sleeps=sleeps, answer_deadline=0.5).trigger(CALL)
+    (call,) = sandbox.calls()
+    assert result == ({"id": call["id"], "status": "queued"} if placed_answer else {})
+    assert sandbox.stats()["requests"] == 1
+    assert sleeps == []
+
+
+def test_sandbox_trickle_is_ambiguous_and_not_resent(sandbox):
+    sandbox.set_faults(script=["trickle:0.1"])
+    sleeps = Sleeps()
+    with pytest.raises(AltaAmbiguousOutcomeError, match="may have been placed"):
+        client_for(sandbox.url, sleeps=sleeps, answer_deadline=0.5).trigger(CALL)
+    assert len(sandbox.calls()) == 1  # it was placed: the client could not know
+    assert sandbox.stats()["requests"] == 1
+    assert sleeps == []
+
+
+def test_sandbox_zero_waits_are_waited_out_for_the_minimum(sandbox):
+    from airflow_provider_alta.client import MIN_RATE_LIMIT_WAIT
+
+    sandbox.set_faults(script=["429:0"] * 3, retry_after=0)
+    sleeps = Sleeps()
+    assert client_for(sandbox.url, sleeps=sleeps).trigger(CALL)["status"] == "queued"
+    assert sleeps == [MIN_RATE_LIMIT_WAIT] * 3
+    assert sandbox.stats()["responses"] == {"200": 1, "429": 3}
+    assert len(sandbox.calls()) == 1
+
+
+# --- the same bounds over TLS (Alta's real transport) ------------------------------------------
+
+
+def test_interim_deadline_and_limit_hold_over_tls(raw_server, tmp_path, monkeypatch):
+    context, ca = self_signed_tls(str(tmp_path))
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", ca)
+    sent: list[int] = []
+
+    def interim(tls: socket.socket) -> None:
+        read_request(tls)
+        tls.sendall(b"HTTP/1.1 102 Processing\r\n\r\n" + answer(b"HTTP/1.1 200 OK", b'{"id":"tls"}'))
+
+    def trickle(tls: socket.socket) -> None:
+        read_request(tls)
+        sent.append(send_slowly(tls, SLOW_ANSWER, 0.1))
+
+    def huge(tls: socket.socket) -> None:
+        read_request(tls)
+        sent.append(send_padded_json(tls, b"HTTP/1.1 200 OK", HUGE))
+
+    behaviours = [interim, trickle, huge]
+
+    def over_tls(conn: socket.socket) -> None:
+        with context.wrap_socket(conn, server_side=True) as tls:
+            behaviours.pop(0)(tls)
+
+    server = raw_server(over_tls)
+    client = client_for(f"https://localhost:{server.port}/v1", answer_deadline=0.5)
+    assert client.trigger(CALL) == {"id": "tls"}
+    with pytest.raises(AltaAmbiguousOutcomeError):
+        client.trigger(CALL)
+    _wait_for(sent)
+    assert sent[0] < len(SLOW_ANSWER)
+    assert client.trigger(CALL) == {}
+    _wait_for(sent, count=2)
+    assert sent[1] < HUGE // 2

@@ -572,6 +572,6 @@ def test_fuzzed_record_shapes_and_sources_never_escape_the_pass(batch, fail_afte
         assert outcome["state"] in STATES
         if outcome["state"] == INVALID:
             for problem in outcome["reason"].split("; "):
-                assert re.match(r"\S[^:]*: \S", problem), outcome["reason"]  # "field.path: rule"
+                assert re.match(r"(?:'[^']*'|\S[^:]*): \S", problem), outcome["reason"]  # "field.path: rule"
     assert len(alta.sent) == len(set(alta.sent))  # deduped: nobody twice
     assert not re.search(r"\d{10}", json.dumps(result.outcomes) + (result.source_error or ""))

@@ -57,3 +57,90 @@ def test_every_wait_is_finite_and_bounded(header, message, wait):
     got = retry_after_seconds(headers, message)
     assert math.isfinite(got)
     assert got == wait
+
+
+# --- interim answers, the answer deadline, the body limit ----------------------------------------
+
+
+def test_an_interim_status_that_reaches_the_client_is_ambiguous_never_a_rejection():
+    from airflow_provider_alta.client import _Answer, _error_for
+    from airflow_provider_alta.exceptions import AltaAmbiguousOutcomeError
+
+    for status in (100, 101, 102, 103, 199):
+        error = _error_for(_Answer(status, {}, None, b""))
+        assert isinstance(error, AltaAmbiguousOutcomeError), status
+        assert "may have been placed" in error.message
+        assert error.status == status
+
+
+@pytest.mark.parametrize(
+    ("status", "interim"), [(100, True), (102, True), (103, True), (101, False), (200, False)]
+)
+def test_which_statuses_are_skipped_as_interim(status, interim):
+    from airflow_provider_alta.client import _is_interim
+
+    assert _is_interim(status) is interim
+
+
+def test_answers_are_bounded_by_default():
+    from airflow_provider_alta.client import ANSWER_DEADLINE_FACTOR, MAX_ANSWER_BYTES, RetryPolicy
+
+    policy = RetryPolicy()
+    assert policy.answer_deadline is None  # then ANSWER_DEADLINE_FACTOR read timeouts
+    assert ANSWER_DEADLINE_FACTOR == 2.0
+    assert policy.max_answer_bytes == MAX_ANSWER_BYTES == 1024 * 1024
+
+
+def test_the_deadline_reader_gives_up_once_the_deadline_passed_and_restores_the_timeout():
+    import socket
+    import time
+
+    from airflow_provider_alta.client import _DeadlineReader
+
+    left, right = socket.socketpair()
+    with left, right:
+        left.settimeout(7.0)
+        right.sendall(b"ab")
+        reader = _DeadlineReader(left, time.monotonic() + 60)
+        buffer = bytearray(1)
+        assert reader.readinto(buffer) == 1
+        assert left.gettimeout() == 7.0  # the connection's own timeout is left as it was
+        expired = _DeadlineReader(left, time.monotonic() - 1)
+        with pytest.raises(TimeoutError, match="answer deadline"):
+            expired.readinto(buffer)
+        reader.close()
+        expired.close()
+        assert left.fileno() != -1  # closing a reader never closes the connection
+
+
+def test_the_deadline_shortens_a_read_that_would_wait_for_the_read_timeout():
+    import socket
+    import time
+
+    from airflow_provider_alta.client import _DeadlineReader
+
+    left, right = socket.socketpair()
+    with left, right:
+        left.settimeout(600.0)  # a read timeout that would never fire in this test
+        reader = _DeadlineReader(left, time.monotonic() + 0.2)
+        with pytest.raises(TimeoutError):
+            reader.readinto(bytearray(1))  # nothing is ever sent: only the deadline can end this
+        assert left.gettimeout() == 600.0
+        reader.close()
+
+
+@pytest.mark.parametrize(
+    "policy",
+    [
+        {"answer_deadline": 0},
+        {"answer_deadline": -1.0},
+        {"answer_deadline": math.nan},
+        {"answer_deadline": math.inf},
+        {"max_answer_bytes": 0},
+    ],
+)
+def test_answer_bounds_must_be_usable(policy):
+    from airflow_provider_alta.client import RetryPolicy
+
+    with pytest.raises(ValueError, match=next(iter(policy))):
+        RetryPolicy(**policy)

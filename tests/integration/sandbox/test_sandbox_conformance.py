@@ -90,3 +90,27 @@ def test_the_validator_is_not_vacuous(sandbox, conformance, headers, body) -> No
     response.status_code = 418
     with pytest.raises(AssertionError, match="neither in the spec"):
         conformance.check(response)
+
+
+def test_schemathesis_cli_with_every_check_passes(tmp_path) -> None:
+    """``schemathesis run --checks all`` (its coverage phase sends undeclared methods such as TRACE)."""
+    import subprocess
+    import sys
+
+    command = "import sys; from schemathesis.cli import schemathesis; sys.exit(schemathesis())"
+    with AltaSandbox(token="fuzz-token", rate_limit=None) as sandbox:
+        result = subprocess.run(
+            [
+                *(sys.executable, "-c", command, "run", spec_path(), "--url", sandbox.url),
+                *("--checks", "all", "--phases", "coverage", "--max-examples", "5", "--no-color"),
+                *("-H", "Authorization: Bearer fuzz-token"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=tmp_path,
+            check=False,
+        )
+        methods = set(sandbox.stats()["responses"])
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert "405" in methods  # the undeclared methods were sent, and answered 405

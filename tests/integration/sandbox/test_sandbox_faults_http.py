@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import socket
+import time
+from collections.abc import Callable
+
 import pytest
 import requests
 
@@ -159,3 +164,131 @@ def test_reset_restores_the_start_plan(client, headers, body) -> None:
         assert client.post(sandbox.calls_url, json=body, headers=headers).status_code == 200
         sandbox.reset()
         assert client.post(sandbox.calls_url, json=body, headers=headers).status_code == 503
+
+
+# --- interim, trickled and huge answers; a zero wait -----------------------------------------------
+# Over raw sockets: ``requests`` would take an interim answer as final, and the spec checks of this
+# directory would read a huge body whole.
+
+
+def _send_call(sandbox: AltaSandbox, body: dict) -> socket.socket:
+    payload = json.dumps(body).encode()
+    sock = socket.create_connection((sandbox.host, sandbox.port), timeout=10)
+    sock.sendall(
+        b"POST /v1/assistant/calls HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer integration-token\r\n"
+        b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(payload), payload)
+    )
+    return sock
+
+
+def _read_until(sock: socket.socket, done: Callable[[bytes], bool]) -> bytes:
+    data = b""
+    while not done(data):
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def _read_until_closed(sock: socket.socket, limit: int = 1 << 20) -> bytes:
+    data = b""
+    while len(data) < limit:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+@pytest.mark.parametrize(
+    ("fault", "interim"), [("interim", b"102 Processing"), ("interim:103", b"103 Early Hints")]
+)
+def test_interim_answer_then_the_final_one_and_the_call_is_placed(sandbox, body, fault, interim) -> None:
+    sandbox.set_faults(script=[fault])
+    with _send_call(sandbox, body) as sock:
+        data = _read_until(sock, lambda data: data.count(b"\r\n\r\n") >= 2 and data.endswith(b"}"))
+    first, _, final = data.partition(b"\r\n\r\n")
+    assert first == b"HTTP/1.1 " + interim
+    assert final.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert json.loads(final.partition(b"\r\n\r\n")[2])["status"] == "queued"
+    assert len(sandbox.calls()) == 1
+    assert sandbox.stats()["faults"]["interim"] == 1
+
+
+def test_trickle_sends_the_whole_answer_one_byte_at_a_time(sandbox, body) -> None:
+    sandbox.set_faults(script=["trickle:0.01"])
+    with _send_call(sandbox, body) as sock:
+        first = sock.recv(65536)
+        rest = _read_until_closed(sock)
+    assert first == b"H"  # one byte, then the next one 10 ms later
+    assert (first + rest).startswith(b"HTTP/1.1 200 OK\r\n")
+    assert json.loads((first + rest).partition(b"\r\n\r\n")[2])["status"] == "queued"
+    assert len(sandbox.calls()) == 1  # journaled before the first byte
+
+
+def test_trickle_body_sends_the_head_at_once(sandbox, body) -> None:
+    sandbox.set_faults(script=["trickle_body:0.01"])
+    with _send_call(sandbox, body) as sock:
+        data = _read_until(sock, lambda data: b"\r\n\r\n" in data)
+        head, _, start = data.partition(b"\r\n\r\n")
+        rest = _read_until_closed(sock)
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert len(start) <= 1
+    assert json.loads(start + rest)["status"] == "queued"
+    assert len(sandbox.calls()) == 1
+
+
+def test_trickle_stops_when_the_client_leaves(sandbox, body) -> None:
+    sandbox.set_faults(script=["trickle:0.05"])
+    with _send_call(sandbox, body) as sock:
+        assert sock.recv(1) == b"H"
+    deadline = time.monotonic() + 30
+    while sandbox.stats()["in_flight"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sandbox.stats()["in_flight"] == 0
+    assert len(sandbox.calls()) == 1
+
+
+@pytest.mark.parametrize(("mib", "status"), [(0.5, 200), (2, 200)])
+def test_huge_body_is_valid_json_of_the_size_asked_for(sandbox, body, mib, status) -> None:
+    sandbox.set_faults(script=[f"huge_body:{mib}"])
+    with _send_call(sandbox, body) as sock:
+        data = _read_until_closed(sock, limit=8 << 20)
+    head, _, payload = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 %d " % status)
+    assert b"Content-Length: %d" % int(mib * 1024 * 1024) in head
+    assert len(payload) == int(mib * 1024 * 1024)
+    answer = json.loads(payload)
+    assert answer["status"] == "queued"
+    assert len(sandbox.calls()) == 1
+
+
+def test_huge_body_keeps_the_status_of_a_rejected_call(sandbox, body) -> None:
+    sandbox.set_faults(script=["huge_body:0.1"])
+    with _send_call(sandbox, {**body, "name": 7}) as sock:
+        data = _read_until_closed(sock)
+    head, _, payload = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 ")
+    assert json.loads(payload)["error"] == "ValidationError"
+    assert sandbox.calls() == []
+
+
+def test_huge_body_stops_when_the_client_stops_reading(sandbox, body) -> None:
+    sandbox.set_faults(script=["huge_body"])  # 50 MiB
+    with _send_call(sandbox, body) as sock:
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200 OK")
+    deadline = time.monotonic() + 30
+    while sandbox.stats()["in_flight"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sandbox.stats()["in_flight"] == 0
+    assert len(sandbox.calls()) == 1
+
+
+def test_429_with_a_zero_wait(client, headers, body) -> None:
+    with AltaSandbox(token="integration-token", faults={"script": ["429:0"], "retry_after": 0}) as sandbox:
+        response = client.post(sandbox.calls_url, json=body, headers=headers)
+        assert response.status_code == 429
+        assert response.headers["Retry-After"] == "0"
+        assert response.json()["message"] == "Rate limit exceeded. Please retry after 0 seconds."
+        assert sandbox.calls() == []

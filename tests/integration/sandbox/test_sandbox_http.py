@@ -196,8 +196,9 @@ def test_chunked_body_is_refused_with_411(sandbox, client, headers, body) -> Non
 @pytest.mark.parametrize(
     ("head", "expected"),
     [
-        (b"BREW /v1/assistant/calls HTTP/1.1", 501),
+        (b"BREW /v1/assistant/calls HTTP/1.1", 405),  # any method token: 405, not http.server's 501
         (b"DELETE /v1/assistant/calls HTTP/1.1\r\nContent-Length: x", 405),
+        (b"GET /v1/assistant/calls HTTP/9.9", 505),
     ],
 )
 def test_protocol_errors_get_json_and_the_server_keeps_running(
@@ -206,7 +207,7 @@ def test_protocol_errors_get_json_and_the_server_keeps_running(
     status, _, payload = raw_request(sandbox, head + b"\r\nHost: x\r\n\r\n")
     assert status == expected
     assert set(json.loads(payload)) == {"error", "message"}
-    assert sandbox.stats()["requests"] == (0 if expected == 501 else 1)  # 501: never reached a route
+    assert sandbox.stats()["requests"] == (0 if expected == 505 else 1)  # 505: never reached a route
     assert client.post(sandbox.calls_url, json=body, headers=headers).status_code == 200
 
 
@@ -452,3 +453,102 @@ def _check_raw(
     response._content = payload
     response.request = requests.Request("POST", sandbox.calls_url).prepare()
     conformance.check(response)
+
+
+# --- every method: 405 with Allow, never 501 -------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", [b"TRACE", b"CONNECT", b"PROPFIND", b"BREW", b"post"])
+def test_any_other_method_on_the_endpoint_gets_405_with_allow(sandbox, client, headers, body, method) -> None:
+    status, answer_headers, payload = raw_request(
+        sandbox, method + b" /v1/assistant/calls HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
+    )
+    assert status == 405
+    assert answer_headers["allow"] == "POST"
+    assert json.loads(payload)["error"] == "MethodNotAllowed"
+    assert sandbox.calls() == []
+    assert client.post(sandbox.calls_url, json=body, headers=headers).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("method", "name", "allow"),
+    [
+        ("DELETE", "faults", "GET, POST"),
+        ("PUT", "config", "GET, POST"),
+        ("GET", "reset", "POST"),
+        ("POST", "calls", "GET"),
+        ("TRACE", "stats", "GET"),
+        ("BREW", "health", "GET"),
+    ],
+)
+def test_controls_answer_other_methods_with_405_and_allow(sandbox, method, name, allow) -> None:
+    request = f"{method} /_sandbox/{name} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n".encode()
+    status, answer_headers, payload = raw_request(sandbox, request)
+    assert (status, answer_headers["allow"]) == (405, allow)
+    assert json.loads(payload)["error"] == "MethodNotAllowed"
+
+
+def test_unknown_control_is_still_404(sandbox) -> None:
+    status, answer_headers, _ = raw_request(sandbox, b"TRACE /_sandbox/nope HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert status == 404
+    assert "allow" not in answer_headers
+
+
+# --- logs of unknown paths -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/v1/+12025550143",
+        "/v1/assistant/calls/%2B12025550143",
+        "/v1/lookup?to=%2B1%20202%20555%200143&email=ada.lovelace%40example.com",
+        "/v1/lookup?to=+1+202+555+0143",
+    ],
+)
+def test_unknown_paths_and_queries_are_logged_masked(sandbox, client, headers, caplog, target) -> None:
+    with caplog.at_level(logging.DEBUG, logger="airflow_provider_alta.sandbox"):
+        client.get(sandbox.base_url + target, headers=headers)
+        client.request("TRACE", sandbox.base_url + target)
+        raw_request(sandbox, f"BREW {target} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    text = "\n".join(record.getMessage() for record in caplog.records)
+    assert "-> 404" in text
+    for secret in ("5550143", "555 0143", "555+0143", "lovelace", "2025550143"):
+        assert secret not in text
+    assert "***" in text
+
+
+# --- non-finite fault settings -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        (b'{"latency": Infinity}', "latency"),
+        (b'{"latency": NaN}', "latency"),
+        (b'{"retry_after": -Infinity}', "retry_after"),
+        (b'{"retry_after": -1}', "retry_after"),
+        (b'{"rates": {"429": NaN}}', "rates.429"),
+        (b'{"script": ["latency:inf"]}', "latency"),
+        (b'{"script": ["429:nan"]}', "429"),
+    ],
+)
+def test_non_finite_fault_settings_are_refused_and_the_plan_stays_valid_json(
+    sandbox, client, headers, body, raw, field
+) -> None:
+    response = client.post(
+        sandbox.base_url + "/_sandbox/faults", data=raw, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert response.json()["error"] == "ValidationError"
+    assert field in response.json()["message"]
+    plan = client.get(sandbox.base_url + "/_sandbox/faults")
+    json.loads(plan.text, parse_constant=lambda name: pytest.fail(f"{name} in the fault plan"))
+    assert plan.json()["script"] == []
+    assert client.post(sandbox.calls_url, json=body, headers=headers).status_code == 200
+
+
+@pytest.mark.parametrize("faults", [{"latency": float("inf")}, {"retry_after": float("nan")}])
+def test_non_finite_fault_settings_are_refused_at_start(faults) -> None:
+    with pytest.raises(ValueError, match="must be a finite number"):
+        AltaSandbox(faults=faults)

@@ -57,6 +57,14 @@ def test_no_fault_options_no_plan() -> None:
         ["--fault-script", "ok,explode"],
         ["--rate-limit", "fast"],
         ["--port", "http"],
+        ["--latency", "inf"],
+        ["--latency", "nan"],
+        ["--latency", "-1"],
+        ["--fault-rate", "429=nan"],
+        ["--fault-rate", "latency=inf"],
+        ["--fault-script", "latency:inf"],
+        ["--fault-script", "429:nan"],
+        ["--fault-script", "interim:101"],
     ],
 )
 def test_bad_options_exit_with_usage_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
@@ -64,3 +72,29 @@ def test_bad_options_exit_with_usage_error(argv: list[str], capsys: pytest.Captu
         main(argv)
     assert excinfo.value.code == 2
     assert "usage: alta-sandbox" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "field"),
+    [
+        (["--latency", "inf"], "--latency"),
+        (["--fault-rate", "429=nan"], "rates.429"),
+        (["--fault-script", "ok,429:nan"], "429"),
+    ],
+)
+def test_non_finite_settings_name_the_field(
+    argv: list[str], field: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        main(argv)
+    err = capsys.readouterr().err
+    assert field in err
+    assert "finite" in err or "probability" in err
+
+
+def test_new_fault_kinds_on_the_command_line() -> None:
+    parser = build_parser()
+    args = parser.parse_args(["--fault-script", "interim,trickle:0.1,trickle_body,huge_body:2,429:0"])
+    plan = _fault_plan(args, parser)
+    assert plan is not None
+    assert plan.remaining_script == ["interim:102", "trickle:0.1", "trickle_body:1", "huge_body:2", "429:0"]

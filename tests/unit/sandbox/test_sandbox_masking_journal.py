@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from airflow_provider_alta.sandbox.journal import Journal, new_call_id, token_fingerprint
-from airflow_provider_alta.sandbox.masking import describe_call, mask_phone
+from airflow_provider_alta.sandbox.masking import describe_call, mask_log_text, mask_phone
 
 
 @pytest.mark.parametrize(
@@ -103,3 +103,31 @@ def test_file_journal_appends_to_an_existing_file(tmp_path: Path) -> None:
     journal.append({"n": 1}, "sha256:1")
     journal.close()
     assert len(path.read_text("utf-8").splitlines()) == 2
+
+
+@pytest.mark.parametrize(
+    ("target", "masked", "hidden"),
+    [
+        ("/v1/+12025550143", "/v1/+1202***0143", "5550143"),
+        ("/v1/calls/12025550143", "/v1/calls/12025***0143", "5550143"),
+        ("/v1/%2B12025550143", "/v1/+1202***0143", "5550143"),
+        ("/x?to=%2B1%20202%20555%200143", "/x?to=+1 20***0143", "555"),
+        ("/x?to=+1+202+555+0143", "/x?to=+1+20***0143", "555"),
+        ("/x?to=1-202-555-0143", "/x?to=1-202***0143", "555"),
+        ("/x?email=ada.lovelace%40example.com", "/x?email=a***@example.com", "lovelace"),
+        ("/x/ada@example.com", "/x/a***@example.com", "ada@"),
+    ],
+)
+def test_mask_log_text_masks_numbers_and_emails_in_paths_and_queries(
+    target: str, masked: str, hidden: str
+) -> None:
+    text = mask_log_text(target)
+    assert text == masked
+    assert hidden not in text
+
+
+def test_mask_log_text_keeps_plain_paths_and_neutralises_control_characters() -> None:
+    assert mask_log_text("/v1/assistant/calls") == "/v1/assistant/calls"
+    assert mask_log_text("/_sandbox/faults") == "/_sandbox/faults"
+    assert mask_log_text("/a%0D%0Afake log line") == "/a??fake log line"
+    assert len(mask_log_text("/" + "a" * 5000)) <= 203
