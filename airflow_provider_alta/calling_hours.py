@@ -161,12 +161,6 @@ class WindowDecision:
     zones: tuple[str, ...]
     opens_at: pendulum.DateTime | None
     reason: str
-    closes_at: pendulum.DateTime | None = None  # end of the current (if open) or next common window
-
-    @property
-    def skip(self) -> bool:
-        """No usable common window: skip the record with ``reason``."""
-        return not self.open and self.opens_at is None
 
 
 def decide(
@@ -228,9 +222,9 @@ def decide_for_zones(
         where = _where(names, now_utc)
         if start <= now_utc:
             reason = f"inside calling hours {hours} in {where}; closes {end.isoformat()}"
-            return WindowDecision(True, names, None, reason, end)
+            return WindowDecision(True, names, None, reason)
         reason = f"outside calling hours {hours} in {where}; opens {start.isoformat()}"
-        return WindowDecision(False, names, start, reason, end)
+        return WindowDecision(False, names, start, reason)
     shown = ", ".join(names[:_MAX_ZONES_SHOWN]) + _more(names)
     reason = f"no common calling window {hours} for zones {shown} within {HORIZON_DAYS} days"
     return WindowDecision(False, names, None, reason)

@@ -1,12 +1,12 @@
-"""Client settings read from an Alta connection's fields. Pure Python: no Airflow import."""
+"""Client settings read from an Alta connection's fields, and the connection form. Pure Python: no Airflow."""
 
 from __future__ import annotations
 
 import ipaddress
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from urllib3.exceptions import LocationParseError
 from urllib3.util import parse_url
@@ -18,7 +18,58 @@ DEFAULT_BASE_URL = "https://api.altahq.com/v1"
 DEFAULT_TIMEOUT = (5.0, 30.0)
 DEFAULT_CALLS_PER_MINUTE = 100
 CALLS_PATH = "/assistant/calls"
-EXTRA_FIELDS = ("timeout", "default_region", "calls_per_minute", "rate_limiter_url")
+
+
+@dataclass(frozen=True)
+class ExtraField:
+    """One extra field of the ``alta`` connection form; the hook and the provider info are built from it."""
+
+    name: str
+    label: str
+    description: str
+    type: Literal["string", "integer"]
+    schema: Mapping[str, Any] = field(default_factory=dict)  # JSON-schema keywords beyond type and default
+    default: Any = None
+
+
+# The connection form, declared once: ``get_provider_info`` (Airflow 3.2+) and ``AltaHook`` (older
+# Airflow) are generated from these, and ``settings_from_fields`` reads the extras by these names.
+EXTRA_FIELDS: tuple[ExtraField, ...] = (
+    ExtraField(
+        "timeout",
+        "Timeout (s)",
+        "Seconds (30) or connect,read seconds (5,30). Default 5,30.",
+        "string",
+    ),
+    ExtraField(
+        "default_region",
+        "Default region",
+        "ISO country code for numbers written without +country, e.g. US.",
+        "string",
+        {"pattern": "^[A-Za-z]{2}$"},
+    ),
+    ExtraField(
+        "calls_per_minute",
+        "Calls per minute",
+        f"Alta's rate limit for this token. Default {DEFAULT_CALLS_PER_MINUTE}.",
+        "integer",
+        {"minimum": 1},
+        default=DEFAULT_CALLS_PER_MINUTE,
+    ),
+    ExtraField(
+        "rate_limiter_url",
+        "Shared rate limiter (Redis URL)",
+        "Optional. Every task on this token shares one limit, e.g. redis://host:6379/0.",
+        "string",
+    ),
+)
+HIDDEN_FIELDS = ("login", "port", "schema")
+RELABELING = {"password": "API token", "host": "Base URL"}
+PLACEHOLDERS = {
+    "host": f"{DEFAULT_BASE_URL} (leave empty for production)",
+    "password": "Alta API token from the Alta dashboard",
+    "extra": '{"timeout": [5, 30], "default_region": "US", "calls_per_minute": 100}',
+}
 
 # The base URL grammar is deliberately narrow: what it accepts, every URL parser reads the same way.
 _URL_CHARS = re.compile(r"[A-Za-z0-9\-._~:/\[\]]*")
@@ -310,23 +361,23 @@ def settings_from_fields(
     extra: Mapping[str, Any] | None = None,
     conn_type: str = "alta",
 ) -> AltaSettings:
-    """Read settings from connection fields; extras may be plain or ``extra__alta__``-prefixed."""
+    """Read settings from connection fields; extras may be plain or ``extra__alta__``-prefixed.
+
+    Only the extras named in :data:`EXTRA_FIELDS` are read (a name missing there is a ``KeyError``).
+    """
     extra = extra or {}
-
-    def field(name: str) -> Any:
-        return extra.get(name, extra.get(f"extra__{conn_type}__{name}"))
-
+    given = {f.name: extra.get(f.name, extra.get(f"extra__{conn_type}__{f.name}")) for f in EXTRA_FIELDS}
     if not password:
         raise AltaConfigurationError("the Alta connection has no API token: put it in the password field")
     try:
-        region = validate_region(field("default_region"))
+        region = validate_region(given["default_region"])
     except PhoneNumberError as exc:
         raise AltaConfigurationError(f"default_region: {exc}") from None
     return AltaSettings(
         base_url=resolve_base_url(host, port, schema),
         token=password,
-        timeout=parse_timeout(field("timeout")),
+        timeout=parse_timeout(given["timeout"]),
         default_region=region,
-        calls_per_minute=parse_calls_per_minute(field("calls_per_minute")),
-        rate_limiter_url=field("rate_limiter_url") or None,
+        calls_per_minute=parse_calls_per_minute(given["calls_per_minute"]),
+        rate_limiter_url=given["rate_limiter_url"] or None,
     )

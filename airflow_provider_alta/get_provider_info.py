@@ -5,8 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_provider_alta import __version__
+from airflow_provider_alta.config import EXTRA_FIELDS, HIDDEN_FIELDS, PLACEHOLDERS, RELABELING
 
 _INTEGRATION = "Alta"
+
+
+def _conn_fields() -> dict[str, Any]:
+    """The extra fields of :data:`~airflow_provider_alta.config.EXTRA_FIELDS` as ``conn-fields``."""
+    fields = {}
+    for f in EXTRA_FIELDS:
+        schema: dict[str, Any] = {"type": [f.type, "null"], **f.schema}
+        if f.default is not None:
+            schema["default"] = f.default
+        fields[f.name] = {"label": f.label, "description": f.description, "schema": schema}
+    return fields
 
 
 def get_provider_info() -> dict[str, Any]:
@@ -25,7 +37,13 @@ def get_provider_info() -> dict[str, Any]:
         ],
         "hooks": [{"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_alta.hooks.alta"]}],
         "operators": [
-            {"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_alta.operators.alta"]}
+            {
+                "integration-name": _INTEGRATION,
+                "python-modules": [
+                    "airflow_provider_alta.operators.alta",
+                    "airflow_provider_alta.operators.batch",
+                ],
+            }
         ],
         "triggers": [
             {"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_alta.triggers.alta"]}
@@ -36,35 +54,11 @@ def get_provider_info() -> dict[str, Any]:
                 "hook-class-name": "airflow_provider_alta.hooks.alta.AltaHook",
                 "hook-name": "Alta",
                 "ui-field-behaviour": {
-                    "hidden-fields": ["login", "port", "schema"],
-                    "relabeling": {"password": "API token", "host": "Base URL"},
-                    "placeholders": {
-                        "host": "https://api.altahq.com/v1 (leave empty for production)",
-                        "password": "Alta API token from the Alta dashboard",
-                    },
+                    "hidden-fields": list(HIDDEN_FIELDS),
+                    "relabeling": dict(RELABELING),
+                    "placeholders": dict(PLACEHOLDERS),
                 },
-                "conn-fields": {
-                    "timeout": {
-                        "label": "Timeout (s)",
-                        "description": "Seconds (30) or connect,read seconds (5,30). Default 5,30.",
-                        "schema": {"type": ["string", "null"]},
-                    },
-                    "default_region": {
-                        "label": "Default region",
-                        "description": "ISO country code for numbers written without +country (e.g. US).",
-                        "schema": {"type": ["string", "null"], "pattern": "^[A-Za-z]{2}$"},
-                    },
-                    "calls_per_minute": {
-                        "label": "Calls per minute",
-                        "description": "Alta's rate limit for this token. Default 100.",
-                        "schema": {"type": ["integer", "null"], "default": 100, "minimum": 1},
-                    },
-                    "rate_limiter_url": {
-                        "label": "Shared rate limiter (Redis URL)",
-                        "description": "Optional. Every task on this token shares one limit, e.g. redis://host:6379/0.",
-                        "schema": {"type": ["string", "null"]},
-                    },
-                },
+                "conn-fields": _conn_fields(),
             }
         ],
     }

@@ -57,10 +57,6 @@ class Pacer:
         self._next: float | None = None
         self._lock = threading.Lock()
 
-    def wait_time(self) -> float:
-        """Seconds until the next slot, without taking it."""
-        return 0.0 if self._next is None else max(0.0, self._next - self._clock())
-
     def acquire(self) -> float:
         with self._lock:
             now = self._clock()
@@ -73,10 +69,3 @@ class Pacer:
 
     def release(self) -> None:
         """Nothing to do: the spacing counts from each slot."""
-
-
-def per_task_rate(calls_per_minute: float, pool_slots: int) -> float:
-    """The share of a token's rate for one of ``pool_slots`` tasks that run at once."""
-    if pool_slots < 1:
-        raise ValueError(f"pool_slots must be at least 1, got {pool_slots!r}")
-    return calls_per_minute / pool_slots

@@ -300,34 +300,6 @@ class SharedLimiter:
         )
 
 
-def shared_limiter_from_url(
-    url: str | None,
-    *,
-    token: str,
-    calls_per_minute: float,
-    window_seconds: float = 60.0,
-    timeout: float | None = None,
-    margin: float = DEFAULT_MARGIN,
-    key_prefix: str = DEFAULT_KEY_PREFIX,
-    redis_timeout: float = DEFAULT_REDIS_TIMEOUT,
-    hold_seconds: float = DEFAULT_HOLD_SECONDS,
-) -> SharedLimiter | None:
-    """A :class:`SharedLimiter` on ``url``, or ``None`` when ``url`` is empty (no shared limit)."""
-    if url is None or not url.strip():
-        return None
-    return SharedLimiter(
-        url,
-        token=token,
-        calls_per_minute=calls_per_minute,
-        window_seconds=window_seconds,
-        timeout=timeout,
-        margin=margin,
-        key_prefix=key_prefix,
-        redis_timeout=redis_timeout,
-        hold_seconds=hold_seconds,
-    )
-
-
 def _connect(url: str, timeout: float) -> Redis:
     """A Redis client with bounded connect/read times and a short retry (about one second)."""
     try:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from airflow.providers.common.compat.sdk import DAG
 
-from airflow_provider_alta.operators.alta import BatchTriggerAssistantCallsOperator
+from airflow_provider_alta.operators.batch import BatchTriggerAssistantCallsOperator
 
 LEADS_CSV = Path(__file__).parent / "data" / "sample_leads.csv"
 COLUMNS = ("lead_id", "full_name", "phone", "email", "timezone", "plan")

@@ -18,7 +18,7 @@ from fault_suite import SqliteStateStore  # the one durable store of the test to
 
 def main() -> None:
     store_path, try_number, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-    from airflow_provider_alta.operators.alta import BatchTriggerAssistantCallsOperator
+    from airflow_provider_alta.operators.batch import BatchTriggerAssistantCallsOperator
 
     prospects = [{"name": f"Lead {i}", "phone_number": f"+1202555{i:04d}"} for i in range(100, 100 + count)]
     task = BatchTriggerAssistantCallsOperator(

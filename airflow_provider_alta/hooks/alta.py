@@ -12,7 +12,13 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import BaseHook, mask_secret, redact
 
 from airflow_provider_alta.client import AltaClient, RetryPolicy
-from airflow_provider_alta.config import DEFAULT_BASE_URL, settings_from_fields
+from airflow_provider_alta.config import (
+    EXTRA_FIELDS,
+    HIDDEN_FIELDS,
+    PLACEHOLDERS,
+    RELABELING,
+    settings_from_fields,
+)
 from airflow_provider_alta.exceptions import AltaValidationError, FieldError
 from airflow_provider_alta.payload import AssistantCall, CallTransfer, build_call
 
@@ -129,43 +135,29 @@ class AltaHook(BaseHook):
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        """Connection form for Airflow < 3.2 (3.2+ reads ``get_provider_info``)."""
+        """Connection form for Airflow < 3.2 (3.2+ reads ``get_provider_info``), from ``config``."""
         return {
-            "hidden_fields": ["login", "port", "schema"],
-            "relabeling": {"password": "API token", "host": "Base URL"},
-            "placeholders": {
-                "host": f"{DEFAULT_BASE_URL} (leave empty for production)",
-                "password": "Alta API token from the Alta dashboard",
-                "extra": '{"timeout": [5, 30], "default_region": "US", "calls_per_minute": 100}',
-            },
+            "hidden_fields": list(HIDDEN_FIELDS),
+            "relabeling": dict(RELABELING),
+            "placeholders": dict(PLACEHOLDERS),
         }
 
     @classmethod
     def get_connection_form_widgets(cls) -> dict[str, Any]:
-        """Extra fields for the Airflow 2 connection form."""
+        """Extra fields for the Airflow 2 connection form, one per entry of ``config.EXTRA_FIELDS``."""
         from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
         from flask_babel import lazy_gettext
         from wtforms import IntegerField, StringField
 
+        kinds = {"string": StringField, "integer": IntegerField}
         return {
-            "timeout": StringField(
-                lazy_gettext("Timeout (s)"),
+            f.name: kinds[f.type](
+                lazy_gettext(f.label),
                 widget=BS3TextFieldWidget(),
-                description="Seconds (30) or connect,read seconds (5,30). Default 5,30.",
-            ),
-            "default_region": StringField(
-                lazy_gettext("Default region"),
-                widget=BS3TextFieldWidget(),
-                description="ISO country code for numbers without +country, e.g. US",
-            ),
-            "calls_per_minute": IntegerField(
-                lazy_gettext("Calls per minute"), widget=BS3TextFieldWidget(), default=100
-            ),
-            "rate_limiter_url": StringField(
-                lazy_gettext("Shared rate limiter (Redis URL)"),
-                widget=BS3TextFieldWidget(),
-                description="Optional. Every task on this token shares one limit, e.g. redis://host:6379/0",
-            ),
+                description=f.description,
+                default=f.default,
+            )
+            for f in EXTRA_FIELDS
         }
 
 

@@ -214,6 +214,4 @@ class TriggerAssistantCallOperator(KeepsPersonalDataOut, BaseOperator):
         return scrub_answer(value, call.phone_number, call.email)
 
 
-from airflow_provider_alta.operators.batch import BatchTriggerAssistantCallsOperator  # noqa: E402
-
-__all__ = ["BatchTriggerAssistantCallsOperator", "TriggerAssistantCallOperator"]
+__all__ = ["TriggerAssistantCallOperator"]

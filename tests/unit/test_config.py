@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+
 import pytest
 
 from airflow_provider_alta.config import (
     DEFAULT_BASE_URL,
+    EXTRA_FIELDS,
     is_loopback,
     parse_calls_per_minute,
     parse_timeout,
@@ -319,3 +322,29 @@ def test_settings_need_a_token_and_a_known_region():
         settings_from_fields(host=None, password="")
     with pytest.raises(AltaConfigurationError, match="default_region"):
         settings_from_fields(host=None, password="t", extra={"default_region": "Narnia"})
+
+
+class _RecordingExtra(Mapping):
+    """An ``extra`` with one key that is no form field, recording every key read from it."""
+
+    def __init__(self) -> None:
+        self.data = {"note": "not a connection form field"}
+        self.read: list[str] = []
+
+    def __getitem__(self, key: str) -> object:
+        self.read.append(key)
+        return self.data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        self.read.append("<every key>")
+        return iter(self.data)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+
+def test_settings_read_only_the_extras_of_the_connection_form():
+    extra = _RecordingExtra()
+    settings_from_fields(host=None, password="t", extra=extra)
+    names = {f.name for f in EXTRA_FIELDS}
+    assert set(extra.read) == names | {f"extra__alta__{name}" for name in names}

@@ -8,6 +8,7 @@ import airflow
 import jsonschema
 
 from airflow_provider_alta import __version__
+from airflow_provider_alta.config import EXTRA_FIELDS
 from airflow_provider_alta.get_provider_info import get_provider_info
 
 
@@ -30,6 +31,30 @@ def test_connection_type_entry():
     assert conn["hook-class-name"] == "airflow_provider_alta.hooks.alta.AltaHook"
     assert conn["hook-name"] == "Alta"
     assert set(conn["conn-fields"]) == {"timeout", "default_region", "calls_per_minute", "rate_limiter_url"}
+
+
+def test_conn_fields_are_the_connection_form_table():
+    (conn,) = get_provider_info()["connection-types"]
+    fields = conn["conn-fields"]
+    assert list(fields) == [f.name for f in EXTRA_FIELDS]
+    for f in EXTRA_FIELDS:
+        assert (fields[f.name]["label"], fields[f.name]["description"]) == (f.label, f.description)
+        assert fields[f.name]["schema"]["type"] == [f.type, "null"]
+        assert fields[f.name]["schema"].get("default") == f.default
+
+
+def test_every_listed_module_imports_and_the_batch_operator_is_listed():
+    import importlib
+
+    info = get_provider_info()
+    modules = [
+        m for kind in ("hooks", "operators", "triggers") for e in info[kind] for m in e["python-modules"]
+    ]
+    assert "airflow_provider_alta.operators.batch" in modules
+    for module in modules:
+        importlib.import_module(module)
+    batch = importlib.import_module("airflow_provider_alta.operators.batch")
+    assert batch.BatchTriggerAssistantCallsOperator.__module__ == "airflow_provider_alta.operators.batch"
 
 
 def test_entry_point_resolves_to_get_provider_info():

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import inspect
 import math
-import subprocess
 import sys
 
 import pytest
@@ -20,7 +19,6 @@ from airflow_provider_alta.shared_limiter import (
     derive_limit,
     enforced_window_ms,
     safe_url,
-    shared_limiter_from_url,
     token_fingerprint,
 )
 
@@ -129,16 +127,6 @@ def test_a_bad_url_is_reported_without_its_password():
     assert "pa55word" not in str(caught.value)
 
 
-def test_from_url_without_a_url_means_no_shared_limit():
-    assert shared_limiter_from_url(None, token=TOKEN, calls_per_minute=100) is None
-    assert shared_limiter_from_url("  ", token=TOKEN, calls_per_minute=100) is None
-
-
-def test_from_url_checks_arguments_like_the_constructor():
-    with pytest.raises(ValueError, match="calls_per_minute"):
-        shared_limiter_from_url(URL, token=TOKEN, calls_per_minute=-5)
-
-
 # --- errors, protocol and optional dependencies --------------------------------------------------
 
 
@@ -154,15 +142,6 @@ def test_it_has_the_gate_signature():
     mine = inspect.signature(SharedLimiter.acquire)
     assert list(mine.parameters) == list(gate_acquire.parameters) == ["self"]
     assert mine.return_annotation == gate_acquire.return_annotation == "float"
-
-
-def test_importing_it_loads_neither_airflow_nor_redis():
-    code = (
-        "import sys, airflow_provider_alta.shared_limiter\n"
-        "print(sorted(m for m in ('airflow', 'redis') if m in sys.modules))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
 
 
 def test_a_missing_extra_names_the_install_command(monkeypatch):

@@ -6,7 +6,7 @@ import datetime
 
 from airflow.providers.common.compat.sdk import DAG
 
-from airflow_provider_alta.operators.alta import BatchTriggerAssistantCallsOperator
+from airflow_provider_alta.operators.batch import BatchTriggerAssistantCallsOperator
 
 with DAG(
     dag_id="alta_test_batch_defer",

@@ -10,10 +10,8 @@ import datetime
 
 from airflow.providers.common.compat.sdk import dag, task
 
-from airflow_provider_alta.operators.alta import (
-    BatchTriggerAssistantCallsOperator,
-    TriggerAssistantCallOperator,
-)
+from airflow_provider_alta.operators.alta import TriggerAssistantCallOperator
+from airflow_provider_alta.operators.batch import BatchTriggerAssistantCallsOperator
 
 
 @dag(schedule=None, start_date=datetime.datetime(2026, 1, 1), catchup=False)

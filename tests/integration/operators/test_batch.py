@@ -13,7 +13,7 @@ import pytest
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, TaskDeferred
 
 from airflow_provider_alta.operators import _common as common
-from airflow_provider_alta.operators.alta import BatchTriggerAssistantCallsOperator
+from airflow_provider_alta.operators.batch import BatchTriggerAssistantCallsOperator
 
 pytestmark = pytest.mark.integration
 

@@ -88,6 +88,38 @@ def test_ui_field_behaviour_matches_provider_info():
     assert set(declared["placeholders"]) <= set(legacy["placeholders"])
 
 
+def test_the_whole_ui_field_behaviour_is_the_provider_infos():
+    from airflow_provider_alta.get_provider_info import get_provider_info
+
+    (conn,) = get_provider_info()["connection-types"]
+    declared = conn["ui-field-behaviour"]
+    assert AltaHook.get_ui_field_behaviour() == {
+        "hidden_fields": declared["hidden-fields"],
+        "relabeling": declared["relabeling"],
+        "placeholders": declared["placeholders"],
+    }
+
+
+def test_airflow_2_form_widgets_match_the_provider_info_field_by_field():
+    pytest.importorskip("wtforms", reason="Airflow 2's form; Airflow 3.2+ reads the provider info")
+    from wtforms import IntegerField, StringField
+
+    from airflow_provider_alta.config import EXTRA_FIELDS
+    from airflow_provider_alta.get_provider_info import get_provider_info
+
+    (conn,) = get_provider_info()["connection-types"]
+    declared = conn["conn-fields"]
+    widgets = AltaHook.get_connection_form_widgets()
+    assert list(widgets) == list(declared) == [f.name for f in EXTRA_FIELDS]
+    for name, widget in widgets.items():
+        field = declared[name]
+        assert str(widget.args[0]) == field["label"], name
+        assert widget.kwargs["description"] == field["description"], name
+        assert widget.kwargs["default"] == field["schema"].get("default"), name
+        kind = IntegerField if "integer" in field["schema"]["type"] else StringField
+        assert widget.field_class is kind, name
+
+
 # Secrets that JSON escapes: the text as sent does not contain them, their decoded values do.
 ESCAPED_SECRETS = {
     "quote": 'sekr"et_Quote_7f3a',

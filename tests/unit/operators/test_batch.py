@@ -14,7 +14,7 @@ from airflow.providers.common.compat.sdk import AirflowException, AirflowFailExc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from airflow_provider_alta.operators.alta import BatchTriggerAssistantCallsOperator
+from airflow_provider_alta.operators.batch import BatchTriggerAssistantCallsOperator
 
 
 @pytest.fixture(autouse=True)
