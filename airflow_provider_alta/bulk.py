@@ -22,26 +22,20 @@ from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Siz
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from airflow_provider_alta.exceptions import (
-    AltaAmbiguousOutcomeError,
-    AltaAPIError,
-    AltaAuthenticationError,
-    AltaConnectionError,
-    AltaRateLimitError,
-    AltaValidationError,
-)
+from airflow_provider_alta import exceptions
+from airflow_provider_alta.exceptions import AltaAPIError, AltaRateLimitError, AltaValidationError
 from airflow_provider_alta.masking import mask_text
 from airflow_provider_alta.pacing import Gate, GateError
 from airflow_provider_alta.payload import AssistantCall
 
 CALLED = "called"
 INVALID = "invalid"
-REJECTED = "rejected"
-AMBIGUOUS = "ambiguous"
+REJECTED = exceptions.REJECTED
+AMBIGUOUS = exceptions.AMBIGUOUS
 SUPPRESSED = "skipped_suppressed"
 DUPLICATE = "skipped_duplicate"
 OUTSIDE_HOURS = "skipped_outside_hours"
-NOT_REACHED = "not_reached"
+NOT_REACHED = exceptions.NOT_REACHED
 DRY_RUN = "dry_run"
 STATES = (CALLED, INVALID, REJECTED, AMBIGUOUS, SUPPRESSED, DUPLICATE, OUTSIDE_HOURS, NOT_REACHED, DRY_RUN)
 FAILURES = (INVALID, REJECTED, AMBIGUOUS, NOT_REACHED)
@@ -120,9 +114,23 @@ class MemoryProgress:
         self.data[key] = value
 
 
+class WindowVerdict(Protocol):
+    """A calling-window verdict for one call, e.g. ``calling_hours.WindowDecision``: open, or pending
+    until ``opens_at`` (``None``: never, so skip)."""
+
+    @property
+    def open(self) -> bool: ...
+
+    @property
+    def reason(self) -> str: ...
+
+    @property
+    def opens_at(self) -> Any: ...
+
+
 @dataclass(frozen=True)
 class Decision:
-    """A calling-window verdict for one call: open, or pending until ``opens_at``, or ``skip``."""
+    """A plain :class:`WindowVerdict`: open, or pending until ``opens_at``, or ``skip``."""
 
     open: bool
     reason: str = ""
@@ -137,7 +145,8 @@ class Plan:
     send: Callable[[AssistantCall], dict[str, Any]]
     progress: ProgressStore
     gates: tuple[Gate, ...] = ()
-    window: Callable[[AssistantCall], Decision] | None = None
+    window: Callable[[AssistantCall], WindowVerdict] | None = None
+    wait_for_window: bool = True  # False: a record outside its window is skipped, never waited for
     dedupe_key: Callable[[Any, AssistantCall], Hashable] | None = None
     suppressed: Callable[[Any, AssistantCall], bool] | None = None
     record_key: Callable[[int, Any], str] = lambda index, _record: str(index)
@@ -271,12 +280,13 @@ def _process(
     if plan.window is not None:
         decision = plan.window(call)
         if not decision.open:
-            if decision.opens_at is None:
+            opens_at = decision.opens_at if plan.wait_for_window else None
+            if opens_at is None:
                 result.record(key, OUTSIDE_HOURS, decision.reason)
             elif plan.dry_run:
                 result.record(key, DRY_RUN, f"valid; dry run, would wait for its window ({decision.reason})")
             else:
-                result.pending[key] = decision.opens_at
+                result.pending[key] = opens_at
             return call
     if plan.dry_run:
         result.record(key, DRY_RUN, "valid; dry run, not sent")
@@ -342,28 +352,8 @@ def _send_through(key: str, pkey: str, call: AssistantCall, plan: Plan, result: 
         plan.progress.set(pkey, {"state": UNSENT, "by": plan.attempt})
         _stopped_before_sending(key, plan, result)
         return
-    except AltaRateLimitError as exc:
-        # Nothing was placed. This record and every later one wait for the next pass.
-        plan.progress.set(pkey, {"state": UNSENT, "by": plan.attempt})
-        result.retry_after = exc.retry_after
-        result.record(key, NOT_REACHED, f"rate limited: resume after {exc.retry_after:g} s")
-        _stop(result, "waiting out Alta's rate limit")
-        return
-    except AltaConnectionError as exc:
-        plan.progress.set(pkey, {"state": UNSENT, "by": plan.attempt})
-        result.record(key, NOT_REACHED, exc.message)
-        _stop(result, f"Alta could not be reached ({exc.message})")
-        return
-    except AltaAmbiguousOutcomeError as exc:
-        _final(plan, pkey, result, key, AMBIGUOUS, exc.message)
-        return
-    except AltaAuthenticationError as exc:
-        plan.progress.set(pkey, {"state": UNSENT, "by": plan.attempt})
-        result.record(key, NOT_REACHED, f"token rejected: {exc.message}")
-        _stop(result, "the API token was rejected (401)")
-        return
     except AltaAPIError as exc:
-        _final(plan, pkey, result, key, REJECTED, mask_text(str(exc)))
+        _failed(key, pkey, exc, plan, result)
         return
     except Exception as exc:
         # Not an answer from Alta but a failure here, perhaps after the request left: it may have
@@ -376,6 +366,20 @@ def _send_through(key: str, pkey: str, call: AssistantCall, plan: Plan, result: 
         return
     result.sent += 1
     _final(plan, pkey, result, key, CALLED, "")
+
+
+def _failed(key: str, pkey: str, exc: AltaAPIError, plan: Plan, result: PassResult) -> None:
+    """A send that Alta (or the client) answered with an error: the error's class says what it means."""
+    if exc.batch_state == NOT_REACHED:
+        # Nothing was placed: this record waits for a later pass or try, and is sent then.
+        plan.progress.set(pkey, {"state": UNSENT, "by": plan.attempt})
+        if isinstance(exc, AltaRateLimitError):
+            result.retry_after = exc.retry_after
+        result.record(key, NOT_REACHED, exc.record_reason)
+    else:
+        _final(plan, pkey, result, key, exc.batch_state, exc.record_reason)
+    if exc.stops_batch:
+        _stop(result, exc.stop_reason)
 
 
 def _final(plan: Plan, pkey: str, result: PassResult, key: str, state: str, reason: str) -> None:

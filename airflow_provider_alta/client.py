@@ -10,8 +10,8 @@ Alta has no idempotency key, so a request that may have reached Alta is never se
   does not arrive in full before the answer deadline) raises :class:`AltaAmbiguousOutcomeError`.
 
 Reading an answer is bounded: the status line, headers and body must all arrive within
-``RetryPolicy.answer_deadline`` (default twice the read timeout) of sending, however slowly the
-bytes trickle in, and at most ``RetryPolicy.max_answer_bytes`` of body are read. Once a status line
+``ResendPolicy.answer_deadline`` (default twice the read timeout) of sending, however slowly the
+bytes trickle in, and at most ``ResendPolicy.max_answer_bytes`` of body are read. Once a status line
 has arrived its status decides: a ``2xx`` whose body is cut, too slow or too large is still a placed
 call. Interim ``1xx`` answers are skipped and the final answer that follows them is read; a ``1xx``
 that is not followed by a final answer in time is ambiguous (the request was received).
@@ -67,7 +67,7 @@ _CHUNK_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
-class RetryPolicy:
+class ResendPolicy:
     """How long to wait out 429s, how often to retry requests that never left, how long to read answers.
 
     ``answer_deadline`` is the most seconds, counted from sending, that the whole answer (status
@@ -271,14 +271,14 @@ class AltaClient:
         self,
         settings: AltaSettings,
         *,
-        retry: RetryPolicy | None = None,
+        retry: ResendPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
         body_guard: Callable[[str], None] | None = None,
         success_log_level: int = logging.INFO,
     ) -> None:
         self.settings = settings
-        self.retry = retry or RetryPolicy()
+        self.retry = retry or ResendPolicy()
         self.body_guard = body_guard  # sees the JSON text before it is sent; raises to refuse it
         self.success_log_level = success_log_level
         self._sleep = sleep

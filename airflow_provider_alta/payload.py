@@ -2,6 +2,8 @@
 
 Pure Python: no Airflow import. Every problem is collected and reported at once, each with the
 path of the field as the caller named it (``call_transfer.phone_number`` or ``callTransfer.phoneNumber``).
+Not a pydantic model: its errors would still need this module's key checks, ``data`` checker and a
+message table to keep the messages and their order, and importing it costs about 0.3 s on Airflow 2.
 """
 
 from __future__ import annotations

@@ -105,7 +105,10 @@ class SharedLimiterUnavailable(SharedLimiterError, ConnectionError):
 
 
 def token_fingerprint(token: str) -> str:
-    """A short, stable, non-reversible name for a token: the first 16 hex digits of its SHA-256."""
+    """A short, stable, non-reversible name for a token: the first 16 hex digits of its SHA-256.
+
+    The provider's one token fingerprint: Redis keys use it, and the sandbox shows a prefix of it.
+    """
     return hashlib.sha256(token.encode("utf-8")).hexdigest()[:16]
 
 

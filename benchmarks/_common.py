@@ -2,105 +2,56 @@
 
 Call :func:`prepare_airflow_home` before anything imports Airflow, so that no benchmark touches a
 real Airflow installation. Every phone number comes from a fictional range (NANP 555-0100..0199).
+What the suites and the fault suite share too (the Airflow home, fictional numbers, child
+environments) comes from the test harness, :mod:`alta_testing`.
 """
 
 from __future__ import annotations
 
-import atexit
 import contextlib
-import json
 import logging
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator, Sequence
-from functools import cache
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # run from a checkout without installing the package
-    sys.path.insert(0, str(ROOT))
+from alta_testing.data.numbers import area_codes, fictional_numbers
+from alta_testing.environment import (
+    CONN_ENV,
+    alta_connection,
+    child_env,
+    environment_line,
+    prepare_airflow_home,
+)
+
+__all__ = [
+    "CONN_ENV",
+    "TOKEN",
+    "area_codes",
+    "child_env",
+    "environment_line",
+    "fictional_numbers",
+    "percentile",
+    "prepare_airflow_home",
+    "proc_status_kib",
+    "quiet",
+    "sandbox_process",
+    "set_alta_connection",
+]
 
 TOKEN = "bench-token"  # a sandbox token, accepted only by the loopback sandbox these scripts start
-CONN_ENV = "AIRFLOW_CONN_ALTA_DEFAULT"
-
-
-def prepare_airflow_home() -> str:
-    """Point ``AIRFLOW_HOME`` at a throwaway directory (removed at exit). Call before importing Airflow."""
-    if "airflow" in sys.modules:
-        raise RuntimeError("prepare_airflow_home() must run before Airflow is imported")
-    home = tempfile.mkdtemp(prefix="alta-bench-airflow-home-")
-    os.environ["AIRFLOW_HOME"] = home
-    os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
-    os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = os.path.join(home, "dags")
-    atexit.register(shutil.rmtree, home, ignore_errors=True)
-    return home
 
 
 def set_alta_connection(url: str, *, token: str = TOKEN, calls_per_minute: int | None = None) -> None:
     """Define ``alta_default`` through the environment, pointing at the sandbox ``url``."""
-    conn: dict[str, object] = {"conn_type": "alta", "password": token, "host": url}
-    if calls_per_minute is not None:
-        conn["extra"] = {"calls_per_minute": calls_per_minute}
-    os.environ[CONN_ENV] = json.dumps(conn)
+    extra = {} if calls_per_minute is None else {"calls_per_minute": calls_per_minute}
+    os.environ[CONN_ENV] = alta_connection(url, token, **extra)
 
 
 def quiet(*names: str, level: int = logging.WARNING) -> None:
     """Raise the level of the named loggers (e.g. the per-call INFO lines of client and sandbox)."""
     for name in names:
         logging.getLogger(name).setLevel(level)
-
-
-@cache
-def area_codes() -> tuple[int, ...]:
-    """US geographic area codes (no toll-free, premium or personal) valid with 555-0100..0199."""
-    import phonenumbers
-
-    geographic = {
-        phonenumbers.PhoneNumberType.FIXED_LINE,
-        phonenumbers.PhoneNumberType.MOBILE,
-        phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
-    }
-    codes = []
-    for area in range(201, 1000):
-        numbers = [phonenumbers.parse(f"+1{area}555{line:04d}") for line in (100, 199)]
-        if all(
-            phonenumbers.is_valid_number(n)
-            and phonenumbers.region_code_for_number(n) == "US"
-            and phonenumbers.number_type(n) in geographic
-            for n in numbers
-        ):
-            codes.append(area)
-    return tuple(codes)
-
-
-def fictional_numbers(count: int | None = None) -> list[str]:
-    """Up to ``count`` distinct valid E.164 numbers from the fictional 555-0100..0199 range.
-
-    Varies the area code, line 0100..0199, and checks each with ``phonenumbers.is_valid_number``.
-    ``None`` returns the whole pool (about 36,000).
-    """
-    import phonenumbers
-
-    out: list[str] = []
-    for area in area_codes():
-        for line in range(100, 200):
-            number = f"+1{area}555{line:04d}"
-            if phonenumbers.is_valid_number(phonenumbers.parse(number)):
-                out.append(number)
-                if count is not None and len(out) >= count:
-                    return out
-    if count is not None and len(out) < count:
-        raise ValueError(f"only {len(out)} distinct fictional numbers available, {count} asked")
-    return out
-
-
-def child_env() -> dict[str, str]:
-    """This process's environment, with the checkout first on ``PYTHONPATH``."""
-    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-    return dict(os.environ, PYTHONPATH=path)
 
 
 @contextlib.contextmanager
@@ -136,13 +87,6 @@ def proc_status_kib(field: str) -> int:
             if line.startswith(field + ":"):
                 return int(line.split()[1])
     raise KeyError(field)
-
-
-def environment_line() -> str:
-    """Python, CPUs and Airflow version, for the first line of a report."""
-    import airflow
-
-    return f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, Airflow {airflow.__version__}"
 
 
 def percentile(values: list[float], fraction: float) -> float:

@@ -15,12 +15,10 @@ Only loopback is contacted.
 from __future__ import annotations
 
 import argparse
-import bisect
 import itertools
 import sys
 import time
 from collections import Counter
-from datetime import datetime
 from typing import Any
 
 from _common import (
@@ -33,21 +31,9 @@ from _common import (
     set_alta_connection,
 )
 
+from alta_testing.data.campaign_checks import arrival_times, max_in_window
+
 GOAL_RATIO = 0.98
-
-
-def arrivals(calls: list[dict[str, Any]]) -> list[float]:
-    """Arrival times (POSIX seconds) of the journaled calls, sorted."""
-    return sorted(datetime.fromisoformat(call["received_at"]).timestamp() for call in calls)
-
-
-def max_in_rolling_window(times: list[float], window: float) -> int:
-    """The most arrivals in any window ``(t - window, t]`` (the sandbox's rolling-window rule)."""
-    best = 0
-    for j, t in enumerate(times):
-        first = bisect.bisect_right(times, t - window)
-        best = max(best, j - first + 1)
-    return best
 
 
 def min_headroom(times: list[float], limit: int, window: float) -> float | None:
@@ -100,13 +86,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def report(args: argparse.Namespace, result: dict[str, Any]) -> bool:
     """Print the table; return whether every goal was met."""
     summary, calls, stats = result["summary"], result["calls"], result["stats"]
-    times = arrivals(calls)
+    times = arrival_times(calls)
     n = len(times)
     span = times[-1] - times[0] if n > 1 else 0.0
     per_window = (n - 1) / span * args.window if span else 0.0
     ratio = per_window / args.limit
     wall_ratio = n / result["wall"] * args.window / args.limit
-    rolling = max_in_rolling_window(times, args.window)
+    rolling = max_in_window(times, args.window)
     headroom = min_headroom(times, args.limit, args.window)
     margin = args.window / 0.99 - args.window  # the Pacer's 1% margin, per window
     windows = fixed_windows(times, args.window)

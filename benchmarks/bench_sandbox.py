@@ -18,17 +18,11 @@ import sys
 import tempfile
 import threading
 import time
-from pathlib import Path
 
 import requests
+from _common import sandbox_process
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # run from a checkout without installing the package
-    sys.path.insert(0, str(ROOT))
-
-from _common import sandbox_process  # noqa: E402
-
-from airflow_provider_alta.sandbox import AltaSandbox  # noqa: E402
+from airflow_provider_alta.sandbox import AltaSandbox
 
 TOKEN = "bench-token"
 BODY = {

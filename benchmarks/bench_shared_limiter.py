@@ -25,29 +25,21 @@ Exit status 1 when a window held more than the limit or any call drew a 429.
 from __future__ import annotations
 
 import argparse
-import bisect
 import multiprocessing
 import os
 import statistics
 import sys
 import time
-from datetime import datetime
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-for entry in (ROOT, ROOT / "tests"):  # run from a checkout; redis_server is the tests' helper
-    if str(entry) not in sys.path:
-        sys.path.insert(0, str(entry))
-
-import redis_server  # noqa: E402
-
-from airflow_provider_alta.client import AltaClient, RetryPolicy  # noqa: E402
-from airflow_provider_alta.config import AltaSettings  # noqa: E402
-from airflow_provider_alta.exceptions import AltaRateLimitError  # noqa: E402
-from airflow_provider_alta.payload import build_call  # noqa: E402
-from airflow_provider_alta.sandbox import AltaSandbox  # noqa: E402
-from airflow_provider_alta.shared_limiter import SharedLimiter  # noqa: E402
+from airflow_provider_alta.client import AltaClient, ResendPolicy
+from airflow_provider_alta.config import AltaSettings
+from airflow_provider_alta.exceptions import AltaRateLimitError
+from airflow_provider_alta.payload import build_call
+from airflow_provider_alta.sandbox import AltaSandbox
+from airflow_provider_alta.shared_limiter import SharedLimiter
+from alta_testing.data.campaign_checks import arrival_times, max_in_window, received_at
+from alta_testing.servers import redis_server
 
 TOKEN = "bench-shared-limiter-token"
 # Area codes whose 555-0100..0199 numbers are reserved for fiction: 100 distinct numbers each.
@@ -69,7 +61,7 @@ def worker(
     settings = AltaSettings(base_url=api_url, token=TOKEN)
     with (
         SharedLimiter(redis_url, token=TOKEN, **options) as gate,
-        AltaClient(settings, retry=RetryPolicy(rate_limit_budget=0)) as client,
+        AltaClient(settings, retry=ResendPolicy(rate_limit_budget=0)) as client,
     ):
         barrier.wait(30)
         for n in range(first, first + count):
@@ -95,12 +87,6 @@ def worker(
             "errors": errors,
         }
     )
-
-
-def max_in_window(times: list[float], window: float) -> int:
-    """The most entries in any ``[t, t + window)``."""
-    ordered = sorted(times)
-    return max((bisect.bisect_left(ordered, t + window) - i for i, t in enumerate(ordered)), default=0)
 
 
 def sustained_rate(times: list[float], limit: int) -> float:
@@ -160,7 +146,7 @@ def main() -> int:
         stats = sandbox.stats()
         journal = sandbox.calls()
 
-    arrivals = [datetime.fromisoformat(record["received_at"]).timestamp() for record in journal]
+    arrivals = arrival_times(journal)
     limit_rate = args.limit / args.window
     rate = sustained_rate(arrivals, args.limit)
     busiest = max_in_window(arrivals, args.window)
@@ -169,8 +155,7 @@ def main() -> int:
     permits = {n: t for result in results for n, t in result["permits"].items()}
     # Permit to arrival: how late a call reaches the server after its permit (the margin absorbs it).
     delays = sorted(
-        datetime.fromisoformat(record["received_at"]).timestamp()
-        - permits[int(record["body"]["name"].split()[-1])]
+        received_at(record).timestamp() - permits[int(record["body"]["name"].split()[-1])]
         for record in journal
     )
     errors = sum(result["errors"] for result in results)

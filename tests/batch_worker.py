@@ -1,6 +1,6 @@
 """A batch worker process for the kill test: runs the batch operator with a durable state store.
 
-The store (the fault suite's ``SqliteStateStore``) is SQLite with a commit per write, like Airflow
+The store (the harness's ``SqliteStateStore``) is SQLite with a commit per write, like Airflow
 3.3's database-backed task state store, so what one try wrote is there for the next try after a SIGKILL.
 Usage: python batch_worker.py STORE_PATH TRY_NUMBER COUNT
 """
@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 from types import SimpleNamespace
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-from fault_suite import SqliteStateStore  # the one durable store of the test tooling
+from alta_testing.state_store import SqliteStateStore  # the one durable store of the test tooling
 
 
 def main() -> None:

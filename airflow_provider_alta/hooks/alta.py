@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseHook, mask_secret, redact
 
-from airflow_provider_alta.client import AltaClient, RetryPolicy
+from airflow_provider_alta.client import AltaClient, ResendPolicy
 from airflow_provider_alta.config import (
     EXTRA_FIELDS,
     HIDDEN_FIELDS,
@@ -46,7 +46,7 @@ class AltaHook(BaseHook):
         self,
         alta_conn_id: str = default_conn_name,
         *,
-        retry: RetryPolicy | None = None,
+        retry: ResendPolicy | None = None,
         success_log_level: int = logging.INFO,
         sleep: Callable[[float], None] = time.sleep,
         **kwargs: Any,

@@ -11,7 +11,9 @@ from airflow.providers.common.compat.sdk import AirflowFailException, literal
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import BaseOperator
 
-    from airflow_provider_alta.calling_hours import CallingHours
+    from airflow_provider_alta.calling_hours import CallingHours, WindowDecision
+    from airflow_provider_alta.config import AltaSettings
+    from airflow_provider_alta.payload import AssistantCall
 
 CALLING_HOURS_OFF = (False, "off")
 
@@ -115,6 +117,39 @@ def calling_hours(value: Any) -> CallingHours | None:
         return CallingHours.parse(value)
     except ValueError as exc:
         raise AirflowFailException(str(exc)) from exc
+
+
+def default_region(task: Any, settings: Callable[[], AltaSettings] | None) -> str | None:
+    """An operator's ``default_region``, else its connection's (``settings``; ``None``: not read).
+
+    A dry run without a usable connection has no default region; otherwise the error stands.
+    """
+    given: str | None = task.default_region
+    if given:
+        return given
+    if settings is None:
+        return None
+    try:
+        return settings().default_region
+    except Exception:
+        if task.is_dry_run:
+            task.log.info("Dry run without a usable %r connection: no default region", task.alta_conn_id)
+            return None
+        raise
+
+
+def call_window(value: Any) -> Callable[[AssistantCall], WindowDecision] | None:
+    """The calling-window decision for a call under an operator's ``calling_hours``, taken now;
+    ``None`` when the check is off."""
+    hours = calling_hours(value)
+    if hours is None:
+        return None
+    from airflow_provider_alta.calling_hours import decide
+
+    def window(call: AssistantCall) -> WindowDecision:
+        return decide(hours, now=now_utc(), timezone=call.timezone, phone_e164=call.phone_number)
+
+    return window
 
 
 def now_utc() -> Any:

@@ -9,17 +9,11 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSkipException, BaseOperator
 from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_3_PLUS
 
-from airflow_provider_alta.exceptions import (
-    AltaAmbiguousOutcomeError,
-    AltaAuthenticationError,
-    AltaConfigurationError,
-    AltaValidationError,
-)
+from airflow_provider_alta.exceptions import AltaAPIError, AltaConfigurationError, AltaValidationError
 from airflow_provider_alta.masking import mask_email, mask_phone, mask_value, scrub_answer
 from airflow_provider_alta.operators import _common
 from airflow_provider_alta.operators._common import (
     KeepsPersonalDataOut,
-    calling_hours,
     datetime_trigger,
     keep_mapped_values_literal,
     masked_transfer,
@@ -30,11 +24,11 @@ if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
     from airflow_provider_alta.calling_hours import WindowDecision
+    from airflow_provider_alta.config import AltaSettings
     from airflow_provider_alta.hooks.alta import AltaHook
 
 OUTSIDE_CALLING_HOURS = ("defer", "skip", "fail")
 _PAYLOAD_FIELDS = ("assistant_id", "name", "phone_number", "email", "timezone", "data", "call_transfer")
-_NOT_RETRYABLE = (AltaValidationError, AltaAuthenticationError, AltaConfigurationError)
 
 
 class TriggerAssistantCallOperator(KeepsPersonalDataOut, BaseOperator):
@@ -135,30 +129,22 @@ class TriggerAssistantCallOperator(KeepsPersonalDataOut, BaseOperator):
         """Resume after waiting for the calling window: check it again, then call."""
         return self._attempt()
 
+    def _settings(self) -> AltaSettings:
+        return self.hook.settings
+
     def build_call(self) -> AssistantCall:
         """The validated call; a validation error fails the task without retries."""
         shared = {f: self.personal(f) for f in _PAYLOAD_FIELDS}
         try:
             fields = merge_record(shared, self.prospect, self.field_map)
-            return build_call(fields, default_region=self._region())
+            return build_call(fields, default_region=_common.default_region(self, self._settings))
         except (AltaValidationError, AltaConfigurationError) as exc:
             raise AirflowFailException(str(exc)) from exc
 
-    def _region(self) -> str | None:
-        """The operator's ``default_region``, else the connection's (optional for a dry run)."""
-        if self.default_region:
-            return self.default_region
-        try:
-            return self.hook.settings.default_region
-        except Exception:
-            if self.is_dry_run:
-                self.log.info("Dry run without a usable %r connection: no default region", self.alta_conn_id)
-                return None
-            raise
-
     def _attempt(self) -> dict[str, Any]:
         call = self.build_call()
-        decision = self._window(call)
+        window = _common.call_window(self.calling_hours)
+        decision = window(call) if window is not None else None
         if decision is not None and not decision.open:
             if self.is_dry_run:
                 self.log.info("Dry run: outside calling hours (%s); no call placed", decision.reason)
@@ -169,19 +155,14 @@ class TriggerAssistantCallOperator(KeepsPersonalDataOut, BaseOperator):
             return self._result(call, "dry_run")
         try:
             response = self.hook.send_call(call)
-        except AltaAmbiguousOutcomeError as exc:
-            raise AirflowFailException(f"{exc} This task is not retried.") from exc
-        except _NOT_RETRYABLE as exc:
-            raise AirflowFailException(str(exc)) from exc
+        except AltaAPIError as exc:
+            if not exc.fails_task:
+                raise  # Airflow's retries decide (on 3.3+, AltaRetryPolicy)
+            maybe_placed = exc.placed is None
+            raise AirflowFailException(
+                f"{exc} This task is not retried." if maybe_placed else str(exc)
+            ) from exc
         return self._result(call, "placed", response=self._scrub(response, call))
-
-    def _window(self, call: AssistantCall) -> WindowDecision | None:
-        hours = calling_hours(self.calling_hours)
-        if hours is None:
-            return None
-        from airflow_provider_alta.calling_hours import decide
-
-        return decide(hours, now=_common.now_utc(), timezone=call.timezone, phone_e164=call.phone_number)
 
     def _outside_window(self, decision: WindowDecision) -> None:
         if self.outside_calling_hours == "fail":

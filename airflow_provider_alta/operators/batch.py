@@ -19,10 +19,6 @@ from airflow.providers.common.compat.sdk import (
 )
 
 from airflow_provider_alta.bulk import (
-    FAILURES,
-    NOT_REACHED,
-    OUTSIDE_HOURS,
-    Decision,
     MemoryProgress,
     PassResult,
     Plan,
@@ -31,11 +27,19 @@ from airflow_provider_alta.bulk import (
     StopRequested,
     run_pass,
 )
-from airflow_provider_alta.masking import mask_phone, mask_value
+from airflow_provider_alta.campaign import (
+    FAILED,
+    RESUMABLE,
+    CampaignOptions,
+    describe_counts,
+    next_pass,
+    progress_line,
+    summarize,
+)
+from airflow_provider_alta.masking import mask_value
 from airflow_provider_alta.operators import _common
 from airflow_provider_alta.operators._common import (
     KeepsPersonalDataOut,
-    calling_hours,
     describe_records,
     keep_mapped_values_literal,
     masked_transfer,
@@ -46,7 +50,6 @@ from airflow_provider_alta.payload import AssistantCall, build_call, merge_recor
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
-    from airflow_provider_alta.calling_hours import CallingHours
     from airflow_provider_alta.hooks.alta import AltaHook
     from airflow_provider_alta.pacing import Gate
 
@@ -149,16 +152,12 @@ class BatchTriggerAssistantCallsOperator(KeepsPersonalDataOut, BaseOperator):
     ) -> None:
         raw_task_id = kwargs.get("task_id")
         super().__init__(**kwargs)
-        if outside_calling_hours not in ("defer", "skip"):
-            raise ValueError(
-                f"outside_calling_hours must be 'defer' or 'skip', not {outside_calling_hours!r}"
-            )
+        # Checks the campaign options (outside_calling_hours, xcom_outcomes) as the DAG is parsed.
+        CampaignOptions(outside_calling_hours=outside_calling_hours, xcom_outcomes=xcom_outcomes)
         if isinstance(prospects, Iterator):
             raise TypeError(
                 "prospects is a one-shot iterator: pass a callable that returns it, so it can resume"
             )
-        if xcom_outcomes not in ("all", "problems", "none"):
-            raise ValueError(f"xcom_outcomes must be 'all', 'problems' or 'none', not {xcom_outcomes!r}")
         if concurrent_tasks < 1:
             raise ValueError("concurrent_tasks must be at least 1")
         # Resolved if it is an XComArg; otherwise kept as it is: never rendered, never called as a template.
@@ -268,11 +267,11 @@ class BatchTriggerAssistantCallsOperator(KeepsPersonalDataOut, BaseOperator):
     def _passes(self, context: Context, plan: Plan, progress: ProgressStore) -> dict[str, Any]:
         while True:
             result = run_pass(self._records(), plan)
-            wait, moment = self._wait(result)
+            wait, moment = next_pass(result, _common.now_utc())
             if moment is None or result.source_error or plan.stop.requested:
                 break
             if wait > self.defer_threshold:
-                self.log.info("Alta batch: %s; deferring until %s", self._counts(result), moment)
+                self.log.info("Alta batch: %s; deferring until %s", describe_counts(result), moment)
                 from airflow_provider_alta.triggers.alta import ResumeAtTrigger
 
                 carried = progress.data if isinstance(progress, MemoryProgress) else None
@@ -286,18 +285,7 @@ class BatchTriggerAssistantCallsOperator(KeepsPersonalDataOut, BaseOperator):
                 plan.stop.sleep(wait)
             except StopRequested:
                 break
-        return self._finish(context, result, plan.stop)
-
-    def _wait(self, result: PassResult) -> tuple[float, Any]:
-        """How long until the next pass can make progress, and when (``None``: done)."""
-        now = _common.now_utc()
-        moments = [m for m in result.pending.values() if m is not None]
-        if result.retry_after is not None:
-            moments.append(now.add(seconds=result.retry_after))
-        if not moments:
-            return 0.0, None
-        moment = min(moments)
-        return max(0.0, (moment - now).total_seconds()), moment
+        return self._finish(context, result, plan)
 
     def _progress(self, context: Context, carried: Mapping[str, Any] | None) -> ProgressStore:
         store = context.get("task_state_store")
@@ -305,11 +293,25 @@ class BatchTriggerAssistantCallsOperator(KeepsPersonalDataOut, BaseOperator):
             return _TaskStateProgress(store)
         return MemoryProgress(carried)
 
+    def _options(self) -> CampaignOptions:
+        return CampaignOptions(
+            dedupe_key=self.dedupe_key,
+            suppression=self.suppression,
+            record_key=self.record_key,
+            outside_calling_hours=self.outside_calling_hours,
+            max_failures=self.max_failures,
+            max_failure_ratio=self.max_failure_ratio,
+            xcom_outcomes=self.xcom_outcomes,
+            include_phone=self.include_phone_in_xcom,
+            dry_run=self.is_dry_run,
+        )
+
     def _plan(self, progress: ProgressStore, stopper: Stopper) -> Plan:
         hook = self._hook(stopper)
         settings = None if self.is_dry_run else hook.settings
-        region = self.default_region or (settings.default_region if settings else None)
-        hours = calling_hours(self.calling_hours)
+        region = _common.default_region(self, None if settings is None else lambda: settings)
+        window = _common.call_window(self.calling_hours)
+        options = self._options()
         shared = {
             "assistant_id": self.assistant_id,
             "data": self.personal("data"),
@@ -325,19 +327,20 @@ class BatchTriggerAssistantCallsOperator(KeepsPersonalDataOut, BaseOperator):
             send=hook.send_call,
             progress=progress,
             gates=() if settings is None else self._gates(settings, stopper),
-            window=None if hours is None else self._window(hours),
-            dedupe_key=self._dedupe(),
-            suppressed=self._suppressed(region),
-            record_key=self._record_key,
+            window=window,
+            wait_for_window=options.wait_for_window,
+            dedupe_key=options.dedupe(),
+            suppressed=options.suppressed(region),
+            record_key=options.key_of,
             dry_run=self.is_dry_run,
-            show_phone=self._show_phone,
+            show_phone=options.show_phone,
             on_progress=self._log_progress,
             progress_every=self.progress_interval,
             stop=stopper,
         )
 
     def _hook(self, stopper: Stopper) -> AltaHook:
-        from airflow_provider_alta.client import RetryPolicy
+        from airflow_provider_alta.client import ResendPolicy
         from airflow_provider_alta.hooks.alta import AltaHook
 
         # Short 429 waits happen inside the hook; longer ones end the pass, so the batch can defer.
@@ -345,7 +348,7 @@ class BatchTriggerAssistantCallsOperator(KeepsPersonalDataOut, BaseOperator):
         # A stop also ends the hook's 429 and connect-retry waits.
         return AltaHook(
             alta_conn_id=self.alta_conn_id,
-            retry=RetryPolicy(rate_limit_budget=self.defer_threshold),
+            retry=ResendPolicy(rate_limit_budget=self.defer_threshold),
             success_log_level=logging.DEBUG,
             sleep=stopper.sleep,
         )
@@ -367,51 +370,6 @@ class BatchTriggerAssistantCallsOperator(KeepsPersonalDataOut, BaseOperator):
         )
         return tuple(gates)
 
-    def _window(self, hours: CallingHours) -> Callable[[AssistantCall], Decision]:
-        from airflow_provider_alta.calling_hours import decide
-
-        skip = self.outside_calling_hours == "skip"
-
-        def window(call: AssistantCall) -> Decision:
-            d = decide(hours, now=_common.now_utc(), timezone=call.timezone, phone_e164=call.phone_number)
-            return Decision(d.open, d.reason, None if skip else d.opens_at)
-
-        return window
-
-    def _dedupe(self) -> Callable[[Any, AssistantCall], Hashable] | None:
-        key = self.dedupe_key
-        if key is None:
-            return None
-        if callable(key):
-            return lambda record, _call: key(record)
-        if key in ("phone_number", "phoneNumber"):
-            return lambda _record, call: call.phone_number
-        return lambda record, call: record.get(key, getattr(call, key, None))
-
-    def _suppressed(self, region: str | None) -> Callable[[Any, AssistantCall], bool] | None:
-        suppression = self.suppression
-        if suppression is None:
-            return None
-        if callable(suppression):
-            return lambda record, _call: bool(suppression(record))
-        from airflow_provider_alta.phone import PhoneNumberError, normalize_phone
-
-        numbers = set()
-        for number in suppression:
-            try:
-                numbers.add(normalize_phone(str(number), region, allow_extension=True))
-            except PhoneNumberError:
-                numbers.add(str(number))
-        return lambda _record, call: call.phone_number in numbers
-
-    def _record_key(self, index: int, record: Any) -> str:
-        if self.record_key and isinstance(record, Mapping) and record.get(self.record_key) is not None:
-            return str(record[self.record_key])
-        return str(index)
-
-    def _show_phone(self, number: str) -> str:
-        return number if self.include_phone_in_xcom else mask_phone(number)
-
     def _records(self) -> Iterable[Any]:
         """The records; a callable that raises becomes a source that raises (reported, not a crash)."""
         source = unwrap_literal(self.personal("prospects"))
@@ -427,85 +385,21 @@ class BatchTriggerAssistantCallsOperator(KeepsPersonalDataOut, BaseOperator):
     # --- reporting -----------------------------------------------------------------------------
 
     def _log_progress(self, result: PassResult) -> None:
-        elapsed = max(time.monotonic() - result.started, 1e-9)
-        rate = result.sent / elapsed * 60
-        total = f"/{result.total}" if result.total is not None else ""
-        eta = ""
-        if result.total is not None and result.sent:
-            eta = f", ETA {max(0, result.total - result.done) / (result.sent / elapsed):.0f} s"
-        self.log.info("Alta batch: %d%s done, %.1f calls/min%s", result.done, total, rate, eta)
+        self.log.info("Alta batch: %s", progress_line(result, time.monotonic()))
 
-    @staticmethod
-    def _counts(result: PassResult) -> str:
-        counts = {k: v for k, v in result.counts.items() if v}
-        return f"{result.done} done {counts}, {len(result.pending)} waiting"
-
-    def _finish(self, context: Context, result: PassResult, stopper: Stopper) -> dict[str, Any]:
-        ended = result.source_error or stopper.requested
-        for key in list(result.pending):  # only left when the batch ended early: never drop a record
-            if ended:
-                result.record(
-                    key, NOT_REACHED, f"{self._ended_why(result, stopper)}, before its window opened"
-                )
-            else:
-                result.record(key, OUTSIDE_HOURS, "still outside calling hours")
-        if stopper.requested and result.counts[NOT_REACHED]:
-            result.stopped = f"asked to stop ({stopper.reason})"
-        summary = {
-            "total": result.done,
-            "counts": {k: v for k, v in result.counts.items() if v},
-            "sent": result.sent,
-            "dry_run": self.is_dry_run,
-            "outcomes": self._outcomes_for_xcom(result),
-        }
-        if result.stopped:
-            summary["stopped"] = result.stopped
-        if result.source_error:
-            summary["source_error"] = result.source_error
+    def _finish(self, context: Context, result: PassResult, plan: Plan) -> dict[str, Any]:
+        stop = plan.stop.reason if plan.stop.requested else None
+        summary, verdict = summarize(result, self._options(), stop)
         self.log.info("Alta batch finished: %s", summary["counts"])
-        failures = sum(result.counts[s] for s in FAILURES if s != NOT_REACHED)
-        problem = self._too_many(failures, result.done)
-        if result.counts[NOT_REACHED] or problem or result.source_error:
+        if not verdict.succeeded:
             ti = context.get("ti")
             if ti is not None:
                 ti.xcom_push(key="summary", value=summary)
-        if result.source_error:
-            raise AirflowException(
-                f"The record source failed after {result.done} record(s) ({result.source_error}); the "
-                "records read were processed and a retry reads the source again, never calling anyone "
-                "already called. Summary in XCom 'summary'."
-            )
-        if result.counts[NOT_REACHED]:
-            raise AirflowException(
-                f"{result.counts[NOT_REACHED]} record(s) not reached ({result.stopped}); a retry resumes "
-                "with them and never calls anyone already called. Summary in XCom 'summary'."
-            )
-        if problem:
-            raise AirflowFailException(f"{problem}. Summary in XCom 'summary'.")
+        if verdict.kind == RESUMABLE:
+            raise AirflowException(verdict.message)
+        if verdict.kind == FAILED:
+            raise AirflowFailException(verdict.message)
         return summary
-
-    @staticmethod
-    def _ended_why(result: PassResult, stopper: Stopper) -> str:
-        if result.source_error:
-            return f"the record source failed ({result.source_error})"
-        return f"asked to stop ({stopper.reason})"
-
-    def _outcomes_for_xcom(self, result: PassResult) -> dict[str, dict[str, Any]]:
-        if self.xcom_outcomes == "none":
-            return {}
-        if self.xcom_outcomes == "problems":
-            return {k: v for k, v in result.outcomes.items() if v["state"] not in ("called", "dry_run")}
-        return result.outcomes
-
-    def _too_many(self, failures: int, total: int) -> str | None:
-        if self.max_failures is not None and failures > self.max_failures:
-            return (
-                f"{failures} records failed (invalid, rejected or ambiguous), "
-                f"more than max_failures={self.max_failures}"
-            )
-        if self.max_failure_ratio is not None and total and failures / total > self.max_failure_ratio:
-            return f"{failures}/{total} records failed, more than max_failure_ratio={self.max_failure_ratio}"
-        return None
 
 
 def _delegate(handler: Any, signum: int, frame: Any) -> None:

@@ -7,33 +7,25 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_3_PLUS
 
-from airflow_provider_alta.exceptions import (
-    AltaAmbiguousOutcomeError,
-    AltaAPIError,
-    AltaConnectionError,
-    AltaRateLimitError,
-)
+from airflow_provider_alta.exceptions import NEVER_RESENT, AltaAPIError
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import RetryDecision
 
-NEVER_RETRIED = "the call may have been placed; Alta has no idempotency key, so it is never resent"
+NEVER_RETRIED = NEVER_RESENT
 
 
 def decide_retry(exception: BaseException) -> tuple[str, float | None, str] | None:
     """The Alta part of the retry decision: ``(action, delay_seconds, reason)``, or None for default.
 
+    Read from the error's class (:attr:`AltaAPIError.task_retry`, ``retry_after`` and its reason).
     Pure, so it can be shared and tested without Airflow 3.3.
     """
-    if isinstance(exception, AltaAmbiguousOutcomeError):
-        return "fail", None, NEVER_RETRIED
-    if isinstance(exception, AltaRateLimitError):
-        return "retry", exception.retry_after, "rate limited by Alta: nothing was placed"
-    if isinstance(exception, AltaConnectionError):
-        return "retry", None, "Alta could not be reached: nothing was placed"
-    if isinstance(exception, AltaAPIError):
-        return "fail", None, f"Alta rejected the request ({type(exception).__name__}); retrying cannot help"
-    return None
+    if not isinstance(exception, AltaAPIError):
+        return None
+    if exception.task_retry:
+        return "retry", getattr(exception, "retry_after", None), exception.retry_reason
+    return "fail", None, exception.retry_reason
 
 
 if AIRFLOW_V_3_3_PLUS:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import threading
@@ -11,10 +10,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
+from airflow_provider_alta.shared_limiter import token_fingerprint as shared_fingerprint
+
 
 def token_fingerprint(token: str) -> str:
-    """A short, stable, non-reversible name for a token (``sha256:`` + 12 hex digits)."""
-    return "sha256:" + hashlib.sha256(token.encode("utf-8")).hexdigest()[:12]
+    """How the sandbox shows a token: ``sha256:`` + the first 12 hex digits of the provider's one
+    fingerprint (:func:`airflow_provider_alta.shared_limiter.token_fingerprint`)."""
+    return "sha256:" + shared_fingerprint(token)[:12]
 
 
 def new_call_id() -> str:

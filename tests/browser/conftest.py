@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from airflow_api_server import AirflowApiServer
+
+from alta_testing.servers.api_server import AirflowApiServer
 
 if TYPE_CHECKING:
     from playwright.sync_api import BrowserContext, Page

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from airflow_api_server import AirflowApiServer
 
 from airflow_provider_alta.get_provider_info import get_provider_info
 from airflow_provider_alta.sandbox import AltaSandbox
+from alta_testing.servers.api_server import AirflowApiServer
 
 if TYPE_CHECKING:
     from playwright.sync_api import Locator, Page, Route

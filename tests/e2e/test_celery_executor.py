@@ -11,13 +11,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from airflow_stack import AirflowStack
-from campaign_checks import NumberPool, called_numbers, calls_where, leads, overlap_seconds, write_leads
-from redis_server import RedisServer
 
 from airflow_provider_alta.sandbox import AltaSandbox
+from alta_testing.data.campaign_checks import called_numbers, calls_where, overlap_seconds
+from alta_testing.data.leads import leads, write_leads
+from alta_testing.data.numbers import NumberPool
+from alta_testing.servers.deployment import AirflowStack
+from alta_testing.servers.redis_server import RedisServer
 
-REPO = Path(__file__).resolve().parents[2]
 E2E = Path(__file__).parent
 # Alta's rule is 100 per rolling 60 s per token; the sandbox keeps the 60 s window and allows 300, so
 # two campaigns that each pace at 300 a minute need the shared limiter to stay within it
@@ -37,15 +38,10 @@ def redis() -> Iterator[RedisServer]:
 
 
 @pytest.fixture(scope="module")
-def sandbox() -> Iterator[AltaSandbox]:
-    with AltaSandbox(rate_limit=f"{LIMIT}/{WINDOW:g}") as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
 def stack(sandbox: AltaSandbox, redis: RedisServer) -> Iterator[AirflowStack]:
-    deployment = AirflowStack(
-        dags=[REPO / "example_dags", E2E / "dags" / "e2e_second_campaign.py"],
+    deployment = AirflowStack.of_examples(
+        "celery-executor",
+        E2E / "dags" / "e2e_second_campaign.py",
         executor="CeleryExecutor",
         pool_slots=POOL,
         parallelism=8,
@@ -55,13 +51,10 @@ def stack(sandbox: AltaSandbox, redis: RedisServer) -> Iterator[AirflowStack]:
         # Airflow's own option for telling processes on one machine apart: each worker names itself
         env={"AIRFLOW__CORE__HOSTNAME_CALLABLE": "worker_identity.hostname", "PYTHONPATH": str(E2E)},
         component_env={w: {"ALTA_E2E_HOSTNAME": w} for w in WORKERS},
-        keep_logs=REPO / "artifacts" / "e2e" / "celery-executor",
     )
     limiter_url = redis.url.rsplit("/", 1)[0] + "/1"  # database 1: the shared rate limiter
     extra = {"calls_per_minute": LIMIT * 60 / WINDOW, "rate_limiter_url": limiter_url}
-    with deployment:
-        deployment.add_alta_connection(sandbox.base_url, sandbox.token, **extra)
-        deployment.wait_for_dags([BULK, SECOND, PIPELINE])
+    with deployment.serving(sandbox.base_url, sandbox.token, [BULK, SECOND, PIPELINE], **extra):
         yield deployment
 
 

@@ -18,21 +18,13 @@ from typing import Any
 
 import pytest
 from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_3_PLUS
-from airflow_stack import AirflowStack
-from campaign_checks import (
-    NumberPool,
-    called_numbers,
-    calls_where,
-    leads,
-    received_at,
-    twice,
-    window_opening_in,
-    write_leads,
-)
 
 from airflow_provider_alta.sandbox import AltaSandbox
+from alta_testing.data.campaign_checks import called_numbers, calls_where, received_at, twice
+from alta_testing.data.leads import leads, window_opening_in, write_leads
+from alta_testing.data.numbers import NumberPool
+from alta_testing.servers.deployment import AirflowStack
 
-REPO = Path(__file__).resolve().parents[2]
 E2E_DAGS = Path(__file__).parent / "dags"
 LIMIT, WINDOW = 50, 10.0
 PACE = 240  # calls a minute the batches pace at: 40 per 10 s, leaving room for the six single calls
@@ -48,24 +40,17 @@ NEEDS_STATE_STORE = pytest.mark.skipif(
 
 
 @pytest.fixture(scope="module")
-def sandbox() -> Iterator[AltaSandbox]:
-    with AltaSandbox(rate_limit=f"{LIMIT}/{WINDOW:g}") as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
 def stack(sandbox: AltaSandbox) -> Iterator[AirflowStack]:
-    deployment = AirflowStack(
-        dags=[REPO / "example_dags", E2E_DAGS / "e2e_deferred_calls.py"],
+    deployment = AirflowStack.of_examples(
+        "local-executor",
+        E2E_DAGS / "e2e_deferred_calls.py",
         executor="LocalExecutor",
         pool_slots=POOL,
         parallelism=8,  # above the pool: the pool, not the executor, must be what caps the calls
         env={"AIRFLOW__CORE__DEFAULT_TASK_RETRIES": "1", "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "5"},
-        keep_logs=REPO / "artifacts" / "e2e" / "local-executor",
     )
-    with deployment:
-        deployment.add_alta_connection(sandbox.base_url, sandbox.token, calls_per_minute=PACE)
-        deployment.wait_for_dags([BULK, PIPELINE, DEFERRED])
+    dag_ids = [BULK, PIPELINE, DEFERRED]
+    with deployment.serving(sandbox.base_url, sandbox.token, dag_ids, calls_per_minute=PACE):
         yield deployment
 
 

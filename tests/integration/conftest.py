@@ -5,8 +5,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from airflow_env import AirflowEnv
-from loopback import Behaviour, RawServer
+
+from alta_testing.servers.airflow_env import AirflowEnv
+from alta_testing.servers.loopback import Behaviour, RawServer
 
 REPO = Path(__file__).resolve().parents[2]
 

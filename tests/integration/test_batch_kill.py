@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
+
+from alta_testing.state_store import start_batch_worker
 
 pytestmark = pytest.mark.integration
 
@@ -21,15 +21,9 @@ WORKER = Path(__file__).parents[1] / "batch_worker.py"
 
 
 def start_worker(store: Path, try_number: int, sandbox, tmp_path: Path) -> subprocess.Popen[str]:
-    env = {
-        **os.environ,
-        "AIRFLOW_HOME": str(tmp_path / "airflow"),
-        "AIRFLOW_CONN_ALTA_DEFAULT": json.dumps(
-            {"conn_type": "alta", "password": TOKEN, "host": sandbox.url, "extra": {"calls_per_minute": 600}}
-        ),
-    }
-    args = [sys.executable, str(WORKER), str(store), str(try_number), str(COUNT)]
-    return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return start_batch_worker(
+        WORKER, store, try_number, COUNT, url=sandbox.url, token=TOKEN, home=tmp_path / "airflow"
+    )
 
 
 def test_sigkill_mid_batch_then_next_try(alta_sandbox_factory, tmp_path):

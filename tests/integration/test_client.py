@@ -10,21 +10,11 @@ import threading
 import time
 
 import pytest
-from loopback import (
-    RawServer,
-    answer,
-    read_request,
-    reset,
-    self_signed_tls,
-    send_padded_json,
-    send_slowly,
-)
-from ports import free_port
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from airflow_provider_alta import __version__
-from airflow_provider_alta.client import AltaClient, RetryPolicy
+from airflow_provider_alta.client import AltaClient, ResendPolicy
 from airflow_provider_alta.config import AltaSettings
 from airflow_provider_alta.exceptions import (
     AltaAmbiguousOutcomeError,
@@ -35,6 +25,16 @@ from airflow_provider_alta.exceptions import (
     AltaValidationError,
 )
 from airflow_provider_alta.payload import build_call
+from alta_testing.servers.loopback import (
+    RawServer,
+    answer,
+    read_request,
+    reset,
+    self_signed_tls,
+    send_padded_json,
+    send_slowly,
+)
+from alta_testing.servers.ports import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -53,7 +53,9 @@ class Sleeps(list[float]):
 
 def client_for(url: str, *, timeout=(2.0, 5.0), sleeps: Sleeps | None = None, **policy) -> AltaClient:
     settings = AltaSettings(base_url=url, token=TOKEN, timeout=timeout)
-    return AltaClient(settings, retry=RetryPolicy(**policy), sleep=sleeps if sleeps is not None else Sleeps())
+    return AltaClient(
+        settings, retry=ResendPolicy(**policy), sleep=sleeps if sleeps is not None else Sleeps()
+    )
 
 
 def calls_to(httpserver: HTTPServer) -> list[Request]:

@@ -11,7 +11,8 @@ import time
 
 import pytest
 from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_3_PLUS
-from airflow_env import AirflowEnv
+
+from alta_testing.servers.airflow_env import AirflowEnv
 
 pytestmark = pytest.mark.integration
 

@@ -62,7 +62,7 @@ def test_the_wheel_carries_the_license_and_the_metadata_of_a_provider(dist: Path
     urls = dict(url.split(", ", 1) for url in metadata.get_all("Project-URL"))
     assert {"Homepage", "Source", "Changelog", "Issues"} <= set(urls)
     assert "[apache_airflow_provider]" in entry_points
-    assert not any(name.startswith(("tests/", "benchmarks/", "scripts/")) for name in names)
+    assert not any(name.startswith(("tests/", "benchmarks/", "scripts/", "alta_testing/")) for name in names)
 
 
 def test_the_wheel_ships_the_example_dags_and_their_data(dist: Path) -> None:

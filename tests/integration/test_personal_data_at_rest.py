@@ -13,9 +13,9 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from airflow_env import AirflowEnv
 
 import airflow_provider_alta
+from alta_testing.servers.airflow_env import AirflowEnv
 
 pytestmark = pytest.mark.integration
 

@@ -6,7 +6,6 @@ real OS processes (``fork``), each with its own limiter, Redis connections and c
 
 from __future__ import annotations
 
-import bisect
 import multiprocessing
 import os
 import threading
@@ -18,9 +17,8 @@ from typing import Any
 
 import pytest
 import redis
-import redis_server
 
-from airflow_provider_alta.client import AltaClient, RetryPolicy
+from airflow_provider_alta.client import AltaClient, ResendPolicy
 from airflow_provider_alta.config import AltaSettings
 from airflow_provider_alta.payload import build_call
 from airflow_provider_alta.sandbox import AltaSandbox
@@ -31,6 +29,8 @@ from airflow_provider_alta.shared_limiter import (
     bucket_key,
     token_fingerprint,
 )
+from alta_testing.data.campaign_checks import max_in_window
+from alta_testing.servers import redis_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
@@ -41,12 +41,6 @@ PER_MINUTE = LIMIT * 60 / WINDOW  # 600 per minute, over a 2 s window
 # less than a busy 2-CPU test machine can promise. 5 % of 2 s leaves 100 ms.
 MARGIN = 0.05
 FORK = multiprocessing.get_context("fork")
-
-
-def max_in_window(times: list[float], window: float) -> int:
-    """The most entries in any ``[t, t + window)``, as the sandbox counts them."""
-    ordered = sorted(times)
-    return max((bisect.bisect_left(ordered, t + window) - i for i, t in enumerate(ordered)), default=0)
 
 
 def steady_ratio(times: list[float], limit: int, window: float) -> float:
@@ -269,7 +263,7 @@ def _call_in_process(
         # A 429 would be raised at once (no wait budget), so the test would see it.
         with (
             limiter(url, token) as gate,
-            AltaClient(settings, retry=RetryPolicy(rate_limit_budget=0)) as client,
+            AltaClient(settings, retry=ResendPolicy(rate_limit_budget=0)) as client,
         ):
             barrier.wait(10)
             placed = []
@@ -336,7 +330,7 @@ def test_a_call_that_reaches_alta_late_cannot_tip_the_window_over(redis_url):
         errors: list[BaseException] = []
 
         def stalled() -> None:
-            with gate() as mine, AltaClient(settings, retry=RetryPolicy(rate_limit_budget=0)) as client:
+            with gate() as mine, AltaClient(settings, retry=ResendPolicy(rate_limit_budget=0)) as client:
                 mine.acquire()
                 permit_taken.set()
                 time.sleep(window / 2)  # the stall: the permit is old before the call leaves
@@ -350,7 +344,7 @@ def test_a_call_that_reaches_alta_late_cannot_tip_the_window_over(redis_url):
         worker = threading.Thread(target=stalled)
         worker.start()
         assert permit_taken.wait(10)
-        with gate() as mine, AltaClient(settings, retry=RetryPolicy(rate_limit_budget=0)) as client:
+        with gate() as mine, AltaClient(settings, retry=ResendPolicy(rate_limit_budget=0)) as client:
             for number in range(2 * limit):
                 take_and_call = mine.acquire()
                 try:

@@ -31,7 +31,7 @@ AIRFLOW_FREE_ADAPTERS = ("airflow_provider_alta.get_provider_info",)
 # Slow or optional libraries the pure core imports only inside the functions that need them.
 LAZY_LIBRARIES = {"airflow", "pendulum", "phonenumbers", "redis"}
 # Test tooling and examples: they may import the package; the package never imports them.
-OUTSIDE = ("tests", "example_dags", "scripts", "benchmarks")
+OUTSIDE = ("tests", "example_dags", "scripts", "benchmarks", "alta_testing")
 
 
 def _module_name(path: Path) -> str:

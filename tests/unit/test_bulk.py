@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Mapping
 from datetime import datetime
+from functools import partial
 
 import pendulum
 import pytest
@@ -43,6 +44,8 @@ from airflow_provider_alta.exceptions import (
     AltaValidationError,
 )
 from airflow_provider_alta.payload import build_call, merge_record
+from alta_testing.data.odd_records import Unprintable, deep
+from alta_testing.data.odd_records import looped as self_referencing
 
 
 def prepare(record):
@@ -266,27 +269,7 @@ def test_non_dict_records_are_invalid(bad):
 # --- records that used to crash the pass ----------------------------------------------------
 
 
-def deep(depth: int) -> dict:
-    value: dict = {}
-    for _ in range(depth):
-        value = {"x": value}
-    return value
-
-
-def looped() -> dict:
-    loop: dict = {"ok": 1}
-    loop["me"] = loop
-    return loop
-
-
-class Unprintable:
-    def __repr__(self):
-        raise RuntimeError("no repr")
-
-    __str__ = __repr__
-
-    def __hash__(self):
-        return 1
+looped = partial(self_referencing, ok=1)
 
 
 class BrokenMapping(Mapping):

@@ -83,9 +83,9 @@ def test_which_statuses_are_skipped_as_interim(status, interim):
 
 
 def test_answers_are_bounded_by_default():
-    from airflow_provider_alta.client import ANSWER_DEADLINE_FACTOR, MAX_ANSWER_BYTES, RetryPolicy
+    from airflow_provider_alta.client import ANSWER_DEADLINE_FACTOR, MAX_ANSWER_BYTES, ResendPolicy
 
-    policy = RetryPolicy()
+    policy = ResendPolicy()
     assert policy.answer_deadline is None  # then ANSWER_DEADLINE_FACTOR read timeouts
     assert ANSWER_DEADLINE_FACTOR == 2.0
     assert policy.max_answer_bytes == MAX_ANSWER_BYTES == 1024 * 1024
@@ -140,7 +140,7 @@ def test_the_deadline_shortens_a_read_that_would_wait_for_the_read_timeout():
     ],
 )
 def test_answer_bounds_must_be_usable(policy):
-    from airflow_provider_alta.client import RetryPolicy
+    from airflow_provider_alta.client import ResendPolicy
 
     with pytest.raises(ValueError, match=next(iter(policy))):
-        RetryPolicy(**policy)
+        ResendPolicy(**policy)

@@ -16,6 +16,7 @@ from airflow_provider_alta.payload import (
     build_call,
     merge_record,
 )
+from alta_testing.data.odd_records import Unprintable
 
 VALID = {"assistant_id": "asst_1", "name": "Ada Lovelace", "phone_number": "+12025550143"}
 LEAD = {"name": "Ada Lovelace", "phone_number": "+12025550143"}
@@ -249,16 +250,6 @@ def test_self_referencing_data_is_refused_with_its_path():
 def test_the_same_object_twice_is_not_a_cycle():
     shared = {"k": [1, 2]}
     assert build_call({**VALID, "data": {"a": shared, "b": shared}}).data == {"a": shared, "b": shared}
-
-
-class Unprintable:
-    def __repr__(self):
-        raise RuntimeError("no")
-
-    __str__ = __repr__
-
-    def __hash__(self):
-        return 1
 
 
 @pytest.mark.parametrize(

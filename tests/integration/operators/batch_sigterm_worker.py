@@ -2,7 +2,7 @@
 
 Before running, it installs the SIGTERM handler Airflow's task runner installs around ``execute``:
 on Airflow 3 it calls ``on_kill``; on Airflow 2 it calls ``on_kill`` and raises
-``AirflowTaskTerminated``. Progress goes to a durable SQLite store (the fault suite's), as with
+``AirflowTaskTerminated``. Progress goes to a durable SQLite store (the harness's), as with
 Airflow 3.3's task state store. It prints ``SUMMARY <json>`` (the XCom summary, or the return
 value), ``RAISED <class>: <message>`` when the batch raised, and ``RESTORED <bool>`` (whether
 the runner's handler is back in place).
@@ -14,11 +14,9 @@ from __future__ import annotations
 import json
 import signal
 import sys
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "scripts"))
-from fault_suite import FakeTI, SqliteStateStore  # the durable store of the test tooling
+from alta_testing.state_store import FakeTI, SqliteStateStore  # the durable store of the test tooling
 
 
 def airflow_sigterm_handler(task: Any) -> Any:

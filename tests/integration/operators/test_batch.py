@@ -14,6 +14,8 @@ from airflow.providers.common.compat.sdk import AirflowException, AirflowFailExc
 
 from airflow_provider_alta.operators import _common as common
 from airflow_provider_alta.operators.batch import BatchTriggerAssistantCallsOperator
+from alta_testing.data.campaign_checks import arrival_times
+from alta_testing.data.campaign_checks import max_in_window as most_in_window
 
 pytestmark = pytest.mark.integration
 
@@ -53,13 +55,7 @@ def journaled(sandbox) -> Counter:
 
 
 def max_in_window(sandbox, window: float) -> int:
-    times = sorted(pendulum.parse(c["received_at"]).timestamp() for c in sandbox.calls())
-    best, lo = 0, 0
-    for hi, t in enumerate(times):
-        while t - times[lo] >= window:
-            lo += 1
-        best = max(best, hi - lo + 1)
-    return best
+    return most_in_window(arrival_times(sandbox.calls()), window)
 
 
 def test_a_batch_calls_each_valid_unique_record_once_and_reports_the_rest(sandbox):

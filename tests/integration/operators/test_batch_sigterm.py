@@ -7,15 +7,15 @@ handler (see ``batch_sigterm_worker.py``), against the sandbox over loopback HTT
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
+
+from alta_testing.state_store import start_batch_worker
 
 pytestmark = pytest.mark.integration
 
@@ -25,15 +25,9 @@ WORKER = Path(__file__).with_name("batch_sigterm_worker.py")
 
 
 def start_worker(store: Path, try_number: int, sandbox, tmp_path: Path) -> subprocess.Popen[str]:
-    env = {
-        **os.environ,
-        "AIRFLOW_HOME": str(tmp_path / "airflow"),
-        "AIRFLOW_CONN_ALTA_DEFAULT": json.dumps(
-            {"conn_type": "alta", "password": TOKEN, "host": sandbox.url, "extra": {"calls_per_minute": 600}}
-        ),
-    }
-    args = [sys.executable, str(WORKER), str(store), str(try_number), str(COUNT)]
-    return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return start_batch_worker(
+        WORKER, store, try_number, COUNT, url=sandbox.url, token=TOKEN, home=tmp_path / "airflow"
+    )
 
 
 def lines(out: str, tag: str) -> str:

@@ -7,11 +7,14 @@ fields for XComArgs at construction.)
 from __future__ import annotations
 
 import json
+from functools import partial
 
 import pytest
 
 from airflow_provider_alta.exceptions import AltaValidationError
 from airflow_provider_alta.hooks.alta import AltaHook
+from alta_testing.data.odd_records import deep as nested
+from alta_testing.data.odd_records import looped as self_referencing
 
 pytestmark = pytest.mark.integration
 
@@ -28,17 +31,8 @@ def sandbox(alta_sandbox_factory, monkeypatch):
     return sb
 
 
-def deep(depth: int) -> dict:
-    value: dict = {"leaf": 1}
-    for _ in range(depth):
-        value = {"x": value}
-    return value
-
-
-def looped() -> dict:
-    loop: dict = {"ok": 1}
-    loop["me"] = loop
-    return loop
+deep = partial(nested, leaf={"leaf": 1})
+looped = partial(self_referencing, ok=1)
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import signal
+from functools import partial
 from types import SimpleNamespace
 
 import pytest
@@ -15,6 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from airflow_provider_alta.operators.batch import BatchTriggerAssistantCallsOperator
+from alta_testing.data.odd_records import deep, looped
+from alta_testing.state_store import FakeTI
 
 
 @pytest.fixture(autouse=True)
@@ -37,27 +40,7 @@ def batch(prospects, **kwargs) -> BatchTriggerAssistantCallsOperator:
     return BatchTriggerAssistantCallsOperator(**{**options, "dry_run": True, **kwargs})
 
 
-def deep(depth: int) -> dict:
-    value: dict = {}
-    for _ in range(depth):
-        value = {"x": value}
-    return value
-
-
-def looped() -> dict:
-    loop: dict = {}
-    loop["me"] = loop
-    return loop
-
-
-class TI:
-    try_number = 1
-
-    def __init__(self) -> None:
-        self.xcom: dict = {}
-
-    def xcom_push(self, key, value, **_):
-        self.xcom[key] = value
+TI = partial(FakeTI, 1)  # a first try's task instance
 
 
 def test_bad_records_are_reported_in_the_summary_and_the_batch_completes():

@@ -1,4 +1,4 @@
-"""A real, throwaway PostgreSQL server on a free loopback port (import as ``postgres_server``).
+"""A real, throwaway PostgreSQL server on a free loopback port (``alta_testing.servers.postgres_server``).
 
     with PostgresServer() as server:
         engine_url = server.url("airflow")   # postgresql+psycopg2://postgres@127.0.0.1:PORT/airflow
@@ -19,9 +19,9 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
 
-from ports import free_port, port_closed
+from alta_testing.servers.ports import free_port, port_closed
+from alta_testing.servers.process import ServerProcess
 
 INSTALL_HINT = "apt-get install -y postgresql"
 SUPERUSER = "postgres"
@@ -41,7 +41,7 @@ def find_bindir() -> Path:
     return candidates[-1].parent
 
 
-class PostgresServer:
+class PostgresServer(ServerProcess):
     """One ``postgres`` process on 127.0.0.1, started by ``start()`` or ``with``."""
 
     def __init__(self, databases: tuple[str, ...] = ("airflow",), *, startup_timeout: float = 60.0) -> None:
@@ -146,16 +146,3 @@ class PostgresServer:
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
-
-    @property
-    def running(self) -> bool:
-        """Whether the server process is alive."""
-        return self.process is not None and self.process.poll() is None
-
-    def __enter__(self) -> PostgresServer:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()

@@ -1,4 +1,4 @@
-"""Loopback TCP servers for failure modes an HTTP framework cannot produce (import as ``loopback``)."""
+"""Loopback TCP servers for failure modes an HTTP framework cannot produce."""
 
 from __future__ import annotations
 

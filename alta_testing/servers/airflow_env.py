@@ -1,4 +1,4 @@
-"""A real Airflow in a throwaway home, driven through its CLI (import as ``airflow_env``)."""
+"""A real Airflow in a throwaway home, driven through its CLI (``alta_testing.servers.airflow_env``)."""
 
 from __future__ import annotations
 

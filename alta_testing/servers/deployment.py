@@ -1,4 +1,4 @@
-"""A real Airflow 3 deployment on loopback, as users run it (import as ``airflow_stack``).
+"""A real Airflow 3 deployment on loopback, as users run it (``alta_testing.servers.deployment``).
 
     with AirflowStack(dags=[...], executor="LocalExecutor", pool_slots=3) as stack:
         run_id = stack.trigger("example_alta_leads_pipeline", conf={...})
@@ -26,15 +26,17 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import psutil
-from airflow_api_server import airflow_executable, airflow_secrets, call_api, end_process_group
-from ports import free_port, port_closed
-from postgres_server import PostgresServer
+
+from alta_testing.environment import ROOT
+from alta_testing.servers.api_server import airflow_executable, airflow_secrets, call_api, end_process_group
+from alta_testing.servers.ports import free_port, port_closed
+from alta_testing.servers.postgres_server import PostgresServer
+from alta_testing.servers.process import ServerProcess
 
 CORE_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 FINISHED = {"success", "failed"}
@@ -44,7 +46,7 @@ class AirflowStackError(RuntimeError):
     """A component did not come up, a run did not finish, or a process was left behind."""
 
 
-class AirflowStack:
+class AirflowStack(ServerProcess):
     """PostgreSQL plus Airflow's components; see the module docstring."""
 
     def __init__(
@@ -80,6 +82,20 @@ class AirflowStack:
         self._log_ports = (0, 0)
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self._secrets = airflow_secrets()
+
+    @classmethod
+    def of_examples(cls, name: str, *extra_dags: Path, **options: Any) -> AirflowStack:
+        """A deployment of the example DAGs and ``extra_dags``, its logs kept in ``artifacts/e2e/NAME``."""
+        logs = ROOT / "artifacts" / "e2e" / name
+        return cls(dags=[ROOT / "example_dags", *extra_dags], keep_logs=logs, **options)
+
+    @contextlib.contextmanager
+    def serving(self, url: str, token: str, dag_ids: Sequence[str], **extra: Any) -> Iterator[AirflowStack]:
+        """Start, add ``alta_default`` for the sandbox at ``url``, wait for ``dag_ids``; stop on exit."""
+        with self:
+            self.add_alta_connection(url, token, **extra)
+            self.wait_for_dags(dag_ids)
+            yield self
 
     # --- set-up --------------------------------------------------------------------------------
 
@@ -351,10 +367,7 @@ class AirflowStack:
         if problems:
             raise AirflowStackError("; ".join(problems))
 
-    def __enter__(self) -> AirflowStack:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
+    @property
+    def running(self) -> bool:
+        """Whether every component started is alive."""
+        return bool(self.processes) and all(p.poll() is None for p in self.processes.values())

@@ -1,4 +1,4 @@
-"""A real Airflow 3 ``api-server`` (UI and REST API) in a throwaway home (import as ``airflow_api_server``).
+"""A real Airflow 3 ``api-server`` (UI and REST API) in a throwaway home.
 
     with AirflowApiServer(env={"AIRFLOW__CORE__TEST_CONNECTION": "Enabled"}) as server:
         server.api("GET", "/api/v2/connections")
@@ -25,10 +25,10 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
-from ports import free_port, port_closed
+from alta_testing.servers.ports import free_port, port_closed
+from alta_testing.servers.process import ServerProcess
 
 HEALTH_PATH = "/api/v2/monitor/health"
 
@@ -102,7 +102,7 @@ def end_process_group(process: subprocess.Popen[bytes], sig: int, timeout: float
     return not group_alive(pgid)
 
 
-class AirflowApiServer:
+class AirflowApiServer(ServerProcess):
     """One ``airflow api-server`` on 127.0.0.1, started by ``start()`` or ``with``.
 
     ``env`` adds or overrides environment variables (Airflow options); ``log_path`` is where the
@@ -219,23 +219,10 @@ class AirflowApiServer:
                 raise AirflowApiServerError(f"port {self.port} still answers after the api-server stopped")
         self._cleanup_home()
 
-    @property
-    def running(self) -> bool:
-        """Whether the server process is alive."""
-        return self.process is not None and self.process.poll() is None
-
     def _cleanup_home(self) -> None:
         if self.home is not None:
             shutil.rmtree(self.home, ignore_errors=True)
             self.home = None
-
-    def __enter__(self) -> AirflowApiServer:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
 
 def _fernet_key() -> str:

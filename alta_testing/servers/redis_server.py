@@ -1,4 +1,4 @@
-"""A real, throwaway ``redis-server`` on a free loopback port (import as ``redis_server``).
+"""A real, throwaway ``redis-server`` on a free loopback port (``alta_testing.servers.redis_server``).
 
     with RedisServer() as server:
         client = redis.Redis.from_url(server.url)
@@ -15,9 +15,9 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
 
-from ports import free_port, port_closed
+from alta_testing.servers.ports import free_port, port_closed
+from alta_testing.servers.process import ServerProcess
 
 INSTALL_HINT = "apt-get install -y redis-server"
 
@@ -46,7 +46,7 @@ def ping(port: int, timeout: float = 0.5) -> bool:
         return False
 
 
-class RedisServer:
+class RedisServer(ServerProcess):
     """One ``redis-server`` process on 127.0.0.1, started by ``start()`` or ``with``."""
 
     def __init__(self, *, startup_timeout: float = 10.0) -> None:
@@ -116,11 +116,6 @@ class RedisServer:
             self.process.kill()
             self.process.wait(10)
 
-    @property
-    def running(self) -> bool:
-        """Whether the process is alive."""
-        return self.process is not None and self.process.poll() is None
-
     def _end_process(self, timeout: float = 10.0) -> None:
         process, self.process = self.process, None
         if process is None:
@@ -139,11 +134,3 @@ class RedisServer:
         if self._dir is not None:
             self._dir.cleanup()
             self._dir = None
-
-    def __enter__(self) -> RedisServer:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()

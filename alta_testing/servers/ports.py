@@ -1,4 +1,4 @@
-"""Loopback ports for the servers the tests start (import as ``ports``)."""
+"""Loopback ports for the servers the tests start (``alta_testing.servers.ports``)."""
 
 from __future__ import annotations
 
