@@ -22,15 +22,6 @@ FIELDS = {
 }
 
 
-@pytest.fixture
-def sandbox(alta_sandbox_factory, monkeypatch):
-    sb = alta_sandbox_factory(token=TOKEN, rate_limit=None)
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_ALTA_DEFAULT", json.dumps({"conn_type": "alta", "password": TOKEN, "host": sb.url})
-    )
-    return sb
-
-
 def run(**kwargs):
     return TriggerAssistantCallOperator(task_id="call", **{**FIELDS, **kwargs}).execute({})
 

@@ -29,12 +29,8 @@ def leads(n: int, start: int = 100, **extra) -> list[dict]:
     ]
 
 
-@pytest.fixture
-def sandbox(alta_sandbox_factory, monkeypatch):
-    sb = alta_sandbox_factory(token=TOKEN, rate_limit="20/1", retry_after_header=True)
-    conn = {"conn_type": "alta", "password": TOKEN, "host": sb.url, "extra": {"calls_per_minute": 1200}}
-    monkeypatch.setenv("AIRFLOW_CONN_ALTA_DEFAULT", json.dumps(conn))
-    return sb
+SANDBOX = {"rate_limit": "20/1", "retry_after_header": True}
+CONNECTION_EXTRA = {"calls_per_minute": 1200}
 
 
 def batch(prospects, **kwargs) -> BatchTriggerAssistantCallsOperator:

@@ -6,7 +6,6 @@ fields for XComArgs at construction.)
 
 from __future__ import annotations
 
-import json
 from functools import partial
 
 import pytest
@@ -20,15 +19,6 @@ pytestmark = pytest.mark.integration
 
 TOKEN = "sandbox-odd-data-token"
 FIELDS = {"assistant_id": "asst_1", "name": "Ada", "phone_number": "+12025550143"}
-
-
-@pytest.fixture
-def sandbox(alta_sandbox_factory, monkeypatch):
-    sb = alta_sandbox_factory(token=TOKEN, rate_limit=None)
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_ALTA_DEFAULT", json.dumps({"conn_type": "alta", "password": TOKEN, "host": sb.url})
-    )
-    return sb
 
 
 deep = partial(nested, leaf={"leaf": 1})
