@@ -1,26 +1,31 @@
-"""The sandbox's behaviour, independent of HTTP: authentication, rate limit, validation, journal, stats.
+"""The sandbox's behaviour, independent of HTTP: accounts, rate limit, validation, calls, stats.
 
-Order of checks for ``POST /v1/assistant/calls`` (after any injected fault):
-401 for a missing or wrong bearer token, then 429 when the token's window is full, then 400 for
-the content type, the JSON and the schema, then 200. A request that passes the rate limit uses a
-slot in the window even if it then fails validation, as on most real gateways.
+Order of checks for ``POST /v1/assistant/calls`` (after any injected fault): 401 for a missing or
+wrong bearer token, then 429 when the account's window is full, then 400 for the content type, the
+JSON and the schema, then 200. ``GET /v1/calls/{callId}``: 401, 429, then 404 or 200. Every
+authenticated request to ``/v1/`` uses a slot in its account's window (Alta: "every request
+counts"), whatever its answer, and its answer carries the ``RateLimit-*`` headers (when the limit is
+on and the headers are); unauthenticated requests count nowhere.
 """
 
 from __future__ import annotations
 
-import hmac
 import math
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
+from functools import partial
 from typing import Any
 
-from airflow_provider_alta.sandbox.faults import FAULT_KINDS, OK, FaultPlan
-from airflow_provider_alta.sandbox.journal import Journal, new_call_id, token_fingerprint
-from airflow_provider_alta.sandbox.ratelimit import Clock, RateLimit, RollingWindowLimiter
+from airflow_provider_alta.sandbox.accounts import Accounts, AccountsArg, Caller
+from airflow_provider_alta.sandbox.calls import CallBook, PlacedCall
+from airflow_provider_alta.sandbox.faults import FAULT_KINDS, OK, FaultPlan, seconds_value
+from airflow_provider_alta.sandbox.journal import Journal, new_call_id
+from airflow_provider_alta.sandbox.outside import OutsideClients
+from airflow_provider_alta.sandbox.ratelimit import Clock, Decision, RateLimit, RollingWindowLimiter
 from airflow_provider_alta.sandbox.validation import (
     InvalidBody,
     parse_body,
@@ -32,6 +37,11 @@ DEFAULT_TOKEN = "sandbox-token"  # noqa: S105 - a well-known placeholder, not a 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 UNAUTHORIZED_MESSAGE = "Invalid API token"
 DEFAULT_RATE_LIMIT = RateLimit(100, 60.0)
+#: What the 200 answer of ``POST /assistant/calls`` names the call's id ("none": no id at all).
+CALL_ID_FIELDS = ("id", "callId", "none")
+DEFAULT_CALL_START_DELAY = 2.0
+DEFAULT_CALL_DURATION = 30.0
+NOT_FOUND_MESSAGE = "Call not found"
 
 
 @dataclass
@@ -61,50 +71,65 @@ def storm_reply(seconds: float, header: bool) -> Reply:
 
 
 class SandboxState:
-    """Everything the server knows, shared by its request threads. Thread-safe."""
+    """Everything the server knows, shared by its request threads. Thread-safe.
+
+    ``tokens`` each form an account of their own (named after their fingerprint); ``accounts`` maps
+    account names to their tokens. With neither, the one token is ``DEFAULT_TOKEN``. ``clock``
+    drives the rate windows, the calls' lifecycle and the outside clients.
+    """
 
     def __init__(
         self,
         *,
-        tokens: Iterable[str] = (DEFAULT_TOKEN,),
+        tokens: Iterable[str] | None = None,
+        accounts: AccountsArg | None = None,
         rate_limit: RateLimit | None = DEFAULT_RATE_LIMIT,
         retry_after_header: bool = True,
+        ratelimit_headers: bool = True,
+        call_id_field: str = "id",
+        call_start_delay: float = DEFAULT_CALL_START_DELAY,
+        call_duration: float = DEFAULT_CALL_DURATION,
         faults: FaultPlan | None = None,
         journal: Journal | None = None,
         clock: Clock = time.monotonic,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     ) -> None:
-        self._tokens = [token.encode("utf-8") for token in tokens]
-        if not self._tokens or not all(self._tokens):
-            raise ValueError("the sandbox needs at least one non-empty token")
-        self._fingerprints = {token: token_fingerprint(token.decode("utf-8")) for token in self._tokens}
+        if tokens is None and accounts is None:
+            tokens = (DEFAULT_TOKEN,)
+        self.accounts = Accounts(accounts, tokens or ())
+        self.clock = clock
         self.limiter = RollingWindowLimiter(rate_limit, clock)
         self.retry_after_header = retry_after_header
+        self.ratelimit_headers = ratelimit_headers
+        self.call_id_field = call_id_field
+        self.call_start_delay = call_start_delay
+        self.call_duration = call_duration
+        self.configure(
+            retry_after_header=retry_after_header,
+            ratelimit_headers=ratelimit_headers,
+            call_id_field=call_id_field,
+            call_start_delay=call_start_delay,
+            call_duration=call_duration,
+        )
         self._initial_faults = faults.to_dict() if faults is not None else None
         self.faults = faults if faults is not None else FaultPlan()
         self.journal = journal if journal is not None else Journal()
+        self.book = CallBook()
+        self.outside = OutsideClients(self.limiter.spend, clock, self._window_seconds)
         self.max_body_bytes = max_body_bytes
         self._lock = threading.Lock()
         self._responses: Counter[str] = Counter()
         self._fault_counts: Counter[str] = Counter()
         self._requests = 0
+        self._gets = 0
         self._in_flight = 0
         self._max_in_flight = 0
 
-    # --- the endpoint --------------------------------------------------------------------------
+    # --- the API -------------------------------------------------------------------------------
 
-    def authenticate(self, authorization: str | None) -> str | None:
-        """The fingerprint of the bearer token in ``authorization`` if it is accepted, else ``None``."""
-        if not authorization:
-            return None
-        scheme, _, credentials = authorization.strip().partition(" ")
-        if scheme.lower() != "bearer":
-            return None
-        given = credentials.strip().encode("utf-8", "surrogateescape")
-        for token in self._tokens:
-            if hmac.compare_digest(given, token):
-                return self._fingerprints[token]
-        return None
+    def authenticate(self, authorization: str | None) -> Caller | None:
+        """The account and token fingerprint of ``authorization`` if it is accepted, else ``None``."""
+        return self.accounts.authenticate(authorization)
 
     def handle_call(
         self,
@@ -114,12 +139,66 @@ class SandboxState:
         received_at: datetime | None = None,
     ) -> Reply:
         """Answer one ``POST /assistant/calls`` whose body has been read in full."""
-        fingerprint = self.authenticate(authorization)
-        if fingerprint is None:
+        gate = self._gate(authorization)
+        if isinstance(gate, Reply):
+            return gate
+        caller, decision = gate
+        return self._with_headers(self._place(caller, content_type, raw, received_at), decision)
+
+    def handle_get_call(self, authorization: str | None, call_id: str) -> Reply:
+        """Answer one ``GET /calls/{callId}``: another account's call is not found either."""
+        with self._lock:
+            self._gets += 1
+        gate = self._gate(authorization)
+        if isinstance(gate, Reply):
+            return gate
+        caller, decision = gate
+        call = self.book.get(call_id, caller.account)
+        if call is None:
+            reply = error_reply(404, "NotFound", NOT_FOUND_MESSAGE)
+        else:
+            reply = Reply(200, call.to_api(self.clock()))
+        return self._with_headers(reply, decision)
+
+    def handle_other(self, authorization: str | None, reply: Reply) -> Reply:
+        """Any other ``/v1/`` request, answered ``reply`` (404, 405): it counts when authenticated."""
+        caller = self.authenticate(authorization)
+        if caller is None:
+            return reply
+        gate = self._admit(caller)
+        return gate if isinstance(gate, Reply) else self._with_headers(reply, gate[1])
+
+    def _gate(self, authorization: str | None) -> tuple[Caller, Decision] | Reply:
+        """401 or 429, or who is calling and the rate-limit decision that let them through."""
+        caller = self.authenticate(authorization)
+        if caller is None:
             return error_reply(401, "Unauthorized", UNAUTHORIZED_MESSAGE)
-        decision = self.limiter.check(fingerprint)
+        return self._admit(caller)
+
+    def _admit(self, caller: Caller) -> tuple[Caller, Decision] | Reply:
+        decision = self.limiter.check(caller.account)
         if not decision.allowed:
-            return rate_limited_reply(decision.retry_after, self.retry_after_header)
+            limited = rate_limited_reply(decision.retry_after, self.retry_after_header)
+            return self._with_headers(limited, decision)
+        return caller, decision
+
+    def _with_headers(self, reply: Reply, decision: Decision) -> Reply:
+        """``reply`` with the ``RateLimit-*`` headers of ``decision`` (before any ``Retry-After``)."""
+        limit = decision.limit
+        if not self.ratelimit_headers or limit is None:
+            return reply
+        reply.headers = {
+            "RateLimit-Limit": str(limit.limit),
+            "RateLimit-Remaining": str(decision.remaining),
+            "RateLimit-Reset": str(decision.reset),
+            "RateLimit-Policy": f"{limit.limit};w={limit.window:g}",
+            **reply.headers,
+        }
+        return reply
+
+    def _place(
+        self, caller: Caller, content_type: str | None, raw: bytes, received_at: datetime | None
+    ) -> Reply:
         media_type = (content_type or "").split(";", 1)[0].strip().lower()
         if media_type != "application/json":
             return error_reply(
@@ -132,8 +211,34 @@ class SandboxState:
         errors = validate_call(body)
         if errors:
             return error_reply(400, "ValidationError", validation_message(errors))
-        record = self.journal.append(body, fingerprint, new_call_id(), received_at)
-        return Reply(200, {"id": record["id"], "status": "queued"}, record=record)
+        arrival = received_at or datetime.now(timezone.utc)
+        call = PlacedCall.from_body(
+            new_call_id(),
+            caller.account,
+            body,
+            arrival,
+            self.clock(),
+            self.call_start_delay,
+            self.call_duration,
+        )
+        self.book.add(call)
+        record = self.journal.append(body, caller.fingerprint, call.id, arrival, caller.account)
+        answer = {} if self.call_id_field == "none" else {self.call_id_field: call.id}
+        return Reply(200, {**answer, "status": "queued"}, record=record)
+
+    # --- outside clients -----------------------------------------------------------------------
+
+    def spend(self, requests: int, account: str | None = None) -> dict[str, Any]:
+        """An outside client of ``account`` (default: the first) sends ``requests`` requests now."""
+        return self.outside.spend(self.accounts.resolve(account), requests)
+
+    def set_outside_rate(self, per_minute: float, account: str | None = None) -> dict[str, Any]:
+        """An outside client of ``account`` sends ``per_minute`` requests per window (0 stops it)."""
+        return self.outside.set_rate(self.accounts.resolve(account), per_minute)
+
+    def _window_seconds(self) -> float:
+        limit = self.limiter.limit
+        return 60.0 if limit is None else limit.window
 
     # --- statistics ----------------------------------------------------------------------------
 
@@ -154,15 +259,27 @@ class SandboxState:
             if status is not None:
                 self._responses[str(status)] += 1
 
+    def calls(self) -> list[dict[str, Any]]:
+        """The journal's records, each with its call's lifecycle ``state`` now."""
+        now = self.clock()
+        records = []
+        for record in self.journal.records():
+            call = self.book.find(record["id"])
+            records.append({**record, "state": call.state(now) if call is not None else "unknown"})
+        return records
+
     def stats(self) -> dict[str, Any]:
         """A JSON-ready snapshot (what ``GET /_sandbox/stats`` returns)."""
+        self.outside.tick()
         usage = self.limiter.usage()
         limit = self.limiter.limit
-        primary = self._fingerprints[self._tokens[0]]
+        windows = {name: usage.get(name, 0) for name in self.accounts.names}
+        primary = self.accounts.primary
         with self._lock:
             return {
                 "requests": self._requests,
                 "accepted": len(self.journal),
+                "gets": self._gets,
                 "responses": dict(sorted(self._responses.items())),
                 "faults": {kind: self._fault_counts[kind] for kind in (OK, *FAULT_KINDS)},
                 "in_flight": self._in_flight,
@@ -171,38 +288,48 @@ class SandboxState:
                 if limit is None
                 else {"limit": limit.limit, "window_seconds": limit.window},
                 "retry_after_header": self.retry_after_header,
-                "window": {fp: usage.get(fp, 0) for fp in self._fingerprints.values()},
-                "window_used": usage.get(primary, 0),
-                "token_fingerprint": primary,
+                "windows": windows,
+                "window": dict(windows),  # the name before accounts; kept for older tests and scripts
+                "window_used": windows[primary],
+                "account": primary,
+                "token_fingerprint": self.accounts.fingerprint(primary),
+                "outside": self.outside.stats(),
             }
 
     # --- control -------------------------------------------------------------------------------
 
     def reset(self) -> None:
-        """Back to the state at start: empty journal, zero counters, empty windows, initial faults."""
+        """Back to the state at start: no calls, zero counters, empty windows, no outside clients,
+        the initial faults. The settings stay as they are."""
+        self.outside.reset()
         self.journal.reset()
+        self.book.clear()
         self.limiter.reset()
         self.faults = FaultPlan.from_dict(self._initial_faults) if self._initial_faults else FaultPlan()
         with self._lock:
             self._responses.clear()
             self._fault_counts.clear()
             self._requests = 0
+            self._gets = 0
             self._max_in_flight = self._in_flight
 
+    def close(self) -> None:
+        """Stop the outside clients' thread."""
+        self.outside.close()
+
     def configure(self, **changes: Any) -> dict[str, Any]:
-        """Change ``rate_limit`` (``"N/S"`` or ``None``) and/or ``retry_after_header`` at run time."""
-        unknown = set(changes) - {"rate_limit", "retry_after_header"}
+        """Change settings at run time (the keys of ``config()``); all or nothing."""
+        unknown = set(changes) - set(_SETTING_CHECKS) - {"rate_limit"}
         if unknown:
             raise ValueError(f"unknown settings: {', '.join(sorted(unknown))}")
+        checked = {name: _SETTING_CHECKS[name](v) for name, v in changes.items() if name != "rate_limit"}
         if "rate_limit" in changes:
             value = changes["rate_limit"]
             if value is not None and not isinstance(value, (str, RateLimit)):
                 raise ValueError("rate_limit: must be a string such as '100/60', 'off' or null")
             self.limiter.set_limit(RateLimit.parse(value))
-        if "retry_after_header" in changes:
-            if not isinstance(changes["retry_after_header"], bool):
-                raise ValueError("retry_after_header: must be a boolean")
-            self.retry_after_header = changes["retry_after_header"]
+        for name, value in checked.items():
+            setattr(self, name, value)
         return self.config()
 
     def config(self) -> dict[str, Any]:
@@ -211,4 +338,33 @@ class SandboxState:
         return {
             "rate_limit": None if limit is None else str(limit),
             "retry_after_header": self.retry_after_header,
+            "ratelimit_headers": self.ratelimit_headers,
+            "call_id_field": self.call_id_field,
+            "call_start_delay": self.call_start_delay,
+            "call_duration": self.call_duration,
         }
+
+
+def _boolean(name: str) -> Callable[[Any], bool]:
+    def check(value: Any) -> bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"{name}: must be a boolean")
+        return value
+
+    return check
+
+
+def _call_id_field(value: Any) -> str:
+    if value not in CALL_ID_FIELDS:
+        raise ValueError(f"call_id_field: must be one of {', '.join(CALL_ID_FIELDS)}, got {value!r}")
+    return str(value)
+
+
+#: How each setting but ``rate_limit`` is checked (seconds: finite, 0 to a day).
+_SETTING_CHECKS: dict[str, Callable[[Any], Any]] = {
+    "retry_after_header": _boolean("retry_after_header"),
+    "ratelimit_headers": _boolean("ratelimit_headers"),
+    "call_id_field": _call_id_field,
+    "call_start_delay": partial(seconds_value, "call_start_delay"),
+    "call_duration": partial(seconds_value, "call_duration"),
+}

@@ -20,17 +20,18 @@ def token_fingerprint(token: str) -> str:
 
 
 def new_call_id() -> str:
-    """A fresh call id in the sandbox's format."""
-    return "call_" + uuid.uuid4().hex
+    """A fresh call id: a UUID, as Alta's ``get-call.yaml`` says (``format: uuid``)."""
+    return str(uuid.uuid4())
 
 
 class Journal:
     """Thread-safe record of every accepted call.
 
-    Each record is ``{"id", "received_at", "token_fingerprint", "body"}``; ``received_at`` is
-    ISO-8601 UTC with microseconds and ``body`` is the JSON exactly as received (phone numbers
-    included: it is the user's own sandbox). With a ``path``, every record is also written as one
-    JSON line and flushed at once (no fsync: the OS cache is enough for readers on this machine).
+    Each record is ``{"id", "received_at", "account", "token_fingerprint", "body"}``;
+    ``received_at`` is ISO-8601 UTC with microseconds, ``account`` the account whose token placed it
+    and ``body`` the JSON exactly as received (phone numbers included: it is the user's own sandbox).
+    With a ``path``, every record is also written as one JSON line and flushed at once (no fsync:
+    the OS cache is enough for readers on this machine).
     """
 
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
@@ -43,13 +44,23 @@ class Journal:
             self._file = self.path.open("a", encoding="utf-8")
 
     def append(
-        self, body: Any, fingerprint: str, call_id: str | None = None, received_at: datetime | None = None
+        self,
+        body: Any,
+        fingerprint: str,
+        call_id: str | None = None,
+        received_at: datetime | None = None,
+        account: str | None = None,
     ) -> dict[str, Any]:
-        """Record one accepted call (``received_at``: its arrival, default now) and return its record."""
+        """Record one accepted call and return its record.
+
+        ``received_at`` is its arrival (default now); ``account`` defaults to ``fingerprint`` (the
+        account of a token given without one).
+        """
         arrival = received_at or datetime.now(timezone.utc)
         record = {
             "id": call_id or new_call_id(),
             "received_at": arrival.astimezone(timezone.utc).isoformat(timespec="microseconds"),
+            "account": account or fingerprint,
             "token_fingerprint": fingerprint,
             "body": body,
         }

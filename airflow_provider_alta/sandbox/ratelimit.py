@@ -1,11 +1,12 @@
-"""Rolling-window rate limiting per token, with an injectable clock.
+"""Rolling-window rate limiting per key (the sandbox keys by account), with an injectable clock.
 
-Semantics (Alta documents "100 requests per minute" and nothing more, so the sandbox picks the
-strictest reading a client must survive): a request is *allowed* when fewer than ``limit``
-requests from the same token were allowed during the last ``window`` seconds. Only allowed
+Semantics (Alta documents 100 requests a minute per account and no window shape, so the sandbox
+picks the strictest reading a client must survive): a request is *allowed* when fewer than
+``limit`` requests of the same key were allowed during the last ``window`` seconds. Only allowed
 requests are remembered; a 429 does not extend the wait. An entry allowed at ``t`` stops counting
-at exactly ``t + window``. ``Retry-After`` is the whole number of seconds until the oldest entry
-in the window expires, rounded up and at least 1.
+at exactly ``t + window``. ``Retry-After`` and ``reset`` are the whole number of seconds until the
+oldest entry in the window expires, rounded up and at least 1: after ``remaining`` reaches 0, every
+request is refused until then, and the first one after it is allowed.
 """
 
 from __future__ import annotations
@@ -57,11 +58,22 @@ class RateLimit:
 
 @dataclass(frozen=True)
 class Decision:
-    """The outcome of one rate-limit check."""
+    """The outcome of one rate-limit check.
+
+    ``used`` counts the window's entries after the check; ``reset`` is the seconds until its oldest
+    entry expires (``retry_after`` when refused); ``limit`` is ``None`` when limiting is off.
+    """
 
     allowed: bool
     retry_after: int = 0
     used: int = 0
+    limit: RateLimit | None = None
+    reset: int = 0
+
+    @property
+    def remaining(self) -> int:
+        """Requests left in the window after this one (0 when refused)."""
+        return 0 if self.limit is None or not self.allowed else max(0, self.limit.limit - self.used)
 
 
 class RollingWindowLimiter:
@@ -93,10 +105,26 @@ class RollingWindowLimiter:
             hits = self._hits.setdefault(key, deque())
             self._expire(hits, now, limit.window)
             if len(hits) >= limit.limit:
-                wait = hits[0] + limit.window - now
-                return Decision(allowed=False, retry_after=max(1, math.ceil(wait)), used=len(hits))
+                wait = _seconds_until(hits[0] + limit.window, now)
+                return Decision(False, retry_after=wait, used=len(hits), limit=limit, reset=wait)
             hits.append(now)
-            return Decision(allowed=True, used=len(hits))
+            reset = _seconds_until(hits[0] + limit.window, now)
+            return Decision(True, used=len(hits), limit=limit, reset=reset)
+
+    def spend(self, key: str, requests: int) -> tuple[int, int]:
+        """``requests`` requests for ``key`` now, as ``check`` would see them: ``(allowed, refused)``."""
+        if requests < 0:
+            raise ValueError("requests: must be 0 or more")
+        with self._lock:
+            limit = self._limit
+            if limit is None:
+                return requests, 0
+            now = self._clock()
+            hits = self._hits.setdefault(key, deque())
+            self._expire(hits, now, limit.window)
+            allowed = min(requests, max(0, limit.limit - len(hits)))
+            hits.extend([now] * allowed)
+            return allowed, requests - allowed
 
     def usage(self) -> dict[str, int]:
         """How many allowed requests each key has inside the current window."""
@@ -118,3 +146,7 @@ class RollingWindowLimiter:
         horizon = now - window
         while hits and hits[0] <= horizon:
             hits.popleft()
+
+
+def _seconds_until(moment: float, now: float) -> int:
+    return max(1, math.ceil(moment - now))

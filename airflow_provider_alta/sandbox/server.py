@@ -1,4 +1,8 @@
-"""The HTTP side of the sandbox: a threading HTTP/1.1 server with keep-alive and fault injection."""
+"""The HTTP side of the sandbox: a threading HTTP/1.1 server with keep-alive and fault injection.
+
+Routes: ``POST /v1/assistant/calls`` (faults apply here only), ``GET /v1/calls/{callId}``, any other
+``/v1/`` path (404, counted for an accepted token), the ``/_sandbox/`` controls, and 404 elsewhere.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
+from airflow_provider_alta.sandbox.controls import CONTROL_PREFIX, answer_control
 from airflow_provider_alta.sandbox.core import Reply, SandboxState, error_reply, storm_reply
 from airflow_provider_alta.sandbox.faults import (
     DROP_BEFORE_BODY,
@@ -27,25 +32,14 @@ from airflow_provider_alta.sandbox.faults import (
     TRICKLE,
     TRICKLE_BODY,
     Fault,
-    FaultPlan,
 )
 from airflow_provider_alta.sandbox.masking import describe_call, mask_log_text
 
 logger = logging.getLogger("airflow_provider_alta.sandbox")
 
 API_PATH = "/v1/assistant/calls"
-CONTROL_PREFIX = "/_sandbox/"
+CALL_PATH_PREFIX = "/v1/calls/"
 _DRAIN_LIMIT = 16 * 1024 * 1024
-_ALLOW = {"Allow": "POST"}
-#: Each control endpoint and the methods it answers (any other method gets 405 with ``Allow``).
-_CONTROLS: dict[str, tuple[str, ...]] = {
-    "calls": ("GET",),
-    "stats": ("GET",),
-    "health": ("GET",),
-    "reset": ("POST",),
-    "faults": ("GET", "POST"),
-    "config": ("GET", "POST"),
-}
 _HUGE_CHUNK = 64 * 1024
 _5XX_ERRORS = {
     500: "InternalServerError",
@@ -128,7 +122,7 @@ class SandboxHTTPServer(ThreadingHTTPServer):
 
 
 class SandboxRequestHandler(BaseHTTPRequestHandler):
-    """Routes ``/v1/assistant/calls`` to the sandbox and ``/_sandbox/...`` to its controls."""
+    """Routes ``/v1/...`` to the sandbox and ``/_sandbox/...`` to its controls."""
 
     protocol_version = "HTTP/1.1"
     server_version = "AltaSandbox/1"
@@ -199,20 +193,35 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
         state.request_started(api_call)
         self._counting = (api_call, OK)
         try:
-            if path != API_PATH:
-                self._read_body()  # keeps the connection usable; a bad length closes it after answering
-                self._log(method, self.path, 404, started)
-                self._reply(error_reply(404, "NotFound", f"No route for {method} {path}"))
-            elif not api_call:
-                self._read_body()
-                self._log(method, self.path, 405, started)
-                self._reply(error_reply(405, "MethodNotAllowed", f"{method} is not allowed here", _ALLOW))
-            else:
+            if api_call:
                 fault = state.faults.next()
                 self._counting = (True, fault.kind)
                 self._call(fault, started)
+            else:
+                self._read_body()  # keeps the connection usable; a bad length closes it after answering
+                reply = self._other(method, path)
+                self._log(method, self.path, reply.status, started)
+                self._reply(reply)
         finally:
             self._count(None)
+
+    def _other(self, method: str, path: str) -> Reply:
+        """Answer any request but ``POST /v1/assistant/calls``; ``/v1/`` ones count for a known token."""
+        state = self.server.state
+        authorization = self.headers.get("Authorization")
+        call_id = path[len(CALL_PATH_PREFIX) :] if path.startswith(CALL_PATH_PREFIX) else ""
+        if call_id and "/" not in call_id:
+            if method == "GET":
+                return state.handle_get_call(authorization, call_id)
+            return state.handle_other(authorization, _not_allowed(method, "GET"))
+        if path == API_PATH:
+            return state.handle_other(authorization, _not_allowed(method, "POST"))
+        not_found = error_reply(
+            404, "NotFound", f"No route for {mask_log_text(method)} {mask_log_text(path)}"
+        )
+        if path == "/v1" or path.startswith("/v1/"):
+            return state.handle_other(authorization, not_found)
+        return not_found
 
     def _count(self, status: int | None) -> None:
         """Count the request's outcome once, before the client can see it (so stats never lag)."""
@@ -289,41 +298,8 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
     # --- controls ------------------------------------------------------------------------------
 
     def _control(self, method: str, name: str) -> None:
-        state = self.server.state
         raw = self._read_body()
-        if isinstance(raw, Reply):
-            self._reply(raw)
-            return
-        reply: Reply
-        allowed = _CONTROLS.get(name)
-        try:
-            if allowed is None:
-                reply = error_reply(404, "NotFound", f"No sandbox control {method} {CONTROL_PREFIX}{name}")
-            elif method not in allowed:
-                reply = error_reply(
-                    405, "MethodNotAllowed", f"{method} is not allowed here", {"Allow": ", ".join(allowed)}
-                )
-            elif method == "GET" and name == "calls":
-                calls = state.journal.records()
-                reply = Reply(200, {"count": len(calls), "calls": calls})
-            elif method == "GET" and name == "stats":
-                reply = Reply(200, state.stats())
-            elif method == "GET" and name == "health":
-                reply = Reply(200, {"status": "ok"})
-            elif method == "POST" and name == "reset":
-                state.reset()
-                reply = Reply(200, {"reset": True})
-            elif method == "GET" and name == "faults":
-                reply = Reply(200, state.faults.to_dict())
-            elif method == "POST" and name == "faults":
-                state.faults = FaultPlan.from_dict(_json_object(raw))
-                reply = Reply(200, state.faults.to_dict())
-            elif method == "GET" and name == "config":
-                reply = Reply(200, state.config())
-            else:  # POST config
-                reply = Reply(200, state.configure(**_json_object(raw)))
-        except ValueError as exc:
-            reply = error_reply(400, "ValidationError", str(exc))
+        reply = raw if isinstance(raw, Reply) else answer_control(self.server.state, method, name, raw)
         self._reply(reply)
         logger.debug("%s %s -> %s", method, mask_log_text(self.path), reply.status)
 
@@ -446,13 +422,7 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
             logger.debug("%s %s", self.address_string(), mask_log_text(format % args))
 
 
-def _json_object(raw: bytes) -> dict[str, Any]:
-    if not raw.strip():
-        return {}
-    try:
-        value = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        raise ValueError("malformed JSON") from None
-    if not isinstance(value, dict):
-        raise ValueError("expected a JSON object")
-    return value
+def _not_allowed(method: str, allow: str) -> Reply:
+    return error_reply(
+        405, "MethodNotAllowed", f"{mask_log_text(method)} is not allowed here", {"Allow": allow}
+    )

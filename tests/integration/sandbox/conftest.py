@@ -1,7 +1,8 @@
 """Fixtures for the sandbox's integration tests: real loopback HTTP, every answer checked against the spec.
 
 ``conformance`` validates each response of ``POST /v1/assistant/calls`` with openapi-core against
-the bundled ``openapi.yaml``. An autouse fixture runs it on every response ``requests`` receives in
+the bundled ``openapi.yaml``, and each of ``GET /v1/calls/{callId}`` against ``get-call.yaml``. An
+autouse fixture runs it on every response ``requests`` receives in
 these tests, so every test proves conformance as a side effect. Statuses the spec does not
 declare are allowed only when they are deliberate (see ``OUT_OF_SPEC``) and must still have
 Alta's error shape.
@@ -22,7 +23,7 @@ import yaml
 from openapi_core import OpenAPI
 from openapi_core.contrib.requests import RequestsOpenAPIRequest, RequestsOpenAPIResponse
 
-from airflow_provider_alta.sandbox import AltaSandbox, spec_path
+from airflow_provider_alta.sandbox import AltaSandbox, get_call_spec_path, spec_path
 
 # The plugin's fixtures and marker, also when the package is not installed (no pytest11 entry point).
 from airflow_provider_alta.sandbox.pytest_plugin import (  # noqa: F401
@@ -30,12 +31,13 @@ from airflow_provider_alta.sandbox.pytest_plugin import (  # noqa: F401
     alta_sandbox_factory,
     pytest_configure,
 )
-from airflow_provider_alta.sandbox.server import API_PATH
+from airflow_provider_alta.sandbox.server import API_PATH, CALL_PATH_PREFIX
 
 TOKEN = "integration-token"
 #: Statuses the sandbox may give although the spec does not declare them, and why.
 OUT_OF_SPEC = {
-    405: "method other than POST",
+    405: "method other than the endpoint's",
+    429: "a request with another method, counted against a full window",
     411: "chunked body without Content-Length",
     413: "body larger than the limit",
     500: "injected 5xx fault",
@@ -54,36 +56,46 @@ class Conformance:
     """Validates API responses against the spec and counts what it checked."""
 
     def __init__(self) -> None:
-        with open(spec_path(), encoding="utf-8") as handle:
-            self._spec = yaml.safe_load(handle)
-        self._declared = {int(code) for code in self._spec["paths"]["/assistant/calls"]["post"]["responses"]}
-        self._apis: dict[str, OpenAPI] = {}
+        self._specs: dict[str, dict[str, Any]] = {}
+        for name, path in (("post", spec_path()), ("get", get_call_spec_path())):
+            with open(path, encoding="utf-8") as handle:
+                self._specs[name] = yaml.safe_load(handle)
+        self._declared = {
+            "post": {
+                int(code) for code in self._specs["post"]["paths"]["/assistant/calls"]["post"]["responses"]
+            },
+            "get": {int(code) for code in self._specs["get"]["paths"]["/calls/{callId}"]["get"]["responses"]},
+        }
+        self._apis: dict[tuple[str, str], OpenAPI] = {}
         self._lock = threading.Lock()
         self.validated: Counter[int] = Counter()
+        self.validated_gets: Counter[int] = Counter()
         self.out_of_spec: Counter[int] = Counter()
 
-    def _api(self, base_url: str) -> OpenAPI:
+    def _api(self, name: str, base_url: str) -> OpenAPI:
         with self._lock:
-            if base_url not in self._apis:
-                spec = copy.deepcopy(self._spec)
+            if (name, base_url) not in self._apis:
+                spec = copy.deepcopy(self._specs[name])
                 spec["servers"] = [{"url": base_url + "/v1"}]  # never the production host
-                self._apis[base_url] = OpenAPI.from_dict(spec)
-            return self._apis[base_url]
+                self._apis[name, base_url] = OpenAPI.from_dict(spec)
+            return self._apis[name, base_url]
 
     def check(self, response: requests.Response) -> None:
-        """Validate one response if it answers the API endpoint; raise if it breaks the spec."""
+        """Validate one response if it answers an API endpoint; raise if it breaks the spec."""
         request = response.request
         url = urlsplit(str(request.url))
-        if url.path != API_PATH:
+        call_id = url.path[len(CALL_PATH_PREFIX) :] if url.path.startswith(CALL_PATH_PREFIX) else ""
+        if url.path != API_PATH and not (call_id and "/" not in call_id):
             return
+        name, method = ("post", "POST") if url.path == API_PATH else ("get", "GET")
         status = response.status_code
-        if request.method == "POST" and status in self._declared:
+        if request.method == method and status in self._declared[name]:
             base_url = f"{url.scheme}://{url.netloc}"
-            self._api(base_url).validate_response(
+            self._api(name, base_url).validate_response(
                 RequestsOpenAPIRequest(request), RequestsOpenAPIResponse(response)
             )
             with self._lock:
-                self.validated[status] += 1
+                (self.validated if name == "post" else self.validated_gets)[status] += 1
             return
         assert status in OUT_OF_SPEC, f"status {status} is neither in the spec nor a deliberate extension"
         if request.method == "HEAD":
@@ -155,10 +167,12 @@ def body() -> dict[str, Any]:
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     """Say how many answers were checked against the spec."""
-    if _CONFORMANCE.validated or _CONFORMANCE.out_of_spec:
+    if _CONFORMANCE.validated or _CONFORMANCE.validated_gets or _CONFORMANCE.out_of_spec:
         validated = ", ".join(f"{code}: {n}" for code, n in sorted(_CONFORMANCE.validated.items()))
+        gets = ", ".join(f"{code}: {n}" for code, n in sorted(_CONFORMANCE.validated_gets.items()))
         others = ", ".join(f"{code}: {n}" for code, n in sorted(_CONFORMANCE.out_of_spec.items()))
         terminalreporter.write_line(
             f"alta sandbox: {sum(_CONFORMANCE.validated.values())} answers validated against openapi.yaml "
-            f"({validated}); deliberate out-of-spec answers: {others or 'none'}"
+            f"({validated}), {sum(_CONFORMANCE.validated_gets.values())} against get-call.yaml ({gets}); "
+            f"deliberate out-of-spec answers: {others or 'none'}"
         )

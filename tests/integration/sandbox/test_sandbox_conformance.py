@@ -12,7 +12,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from openapi_core.validation.response.exceptions import InvalidData
 
-from airflow_provider_alta.sandbox import AltaSandbox, spec_path
+from airflow_provider_alta.sandbox import AltaSandbox, get_call_spec_path, spec_path
 
 pytestmark = pytest.mark.integration
 
@@ -64,6 +64,41 @@ def test_schemathesis_fuzz(fuzz_target, client, mode) -> None:
     assert set(stats["responses"]) <= {"200", "400", "401"}
     if mode == "negative":
         assert seen[400] > 0
+
+
+@pytest.mark.parametrize("mode", ["positive", "negative"])
+def test_schemathesis_fuzz_get_call(client, body, mode) -> None:
+    """``GET /v1/calls/{callId}`` with generated ids: 404 in Alta's shape (never 500), validated."""
+    with open(get_call_spec_path(), encoding="utf-8") as handle:
+        spec = yaml.safe_load(handle)
+    auth = {"Authorization": "Bearer fuzz-token"}
+    seen: Counter[int] = Counter()
+    with AltaSandbox(token="fuzz-token", rate_limit=None) as sandbox:
+        placed = client.post(sandbox.calls_url, json=body, headers=auth).json()["id"]
+        spec["servers"] = [{"url": sandbox.url}]
+        operation = schemathesis.openapi.from_dict(spec)["/calls/{callId}"]["GET"]
+
+        @given(case=operation.as_strategy(generation_mode=schemathesis.GenerationMode(mode)))
+        @settings(
+            max_examples=FUZZ_EXAMPLES,
+            deadline=None,
+            database=None,
+            derandomize=True,
+            suppress_health_check=list(HealthCheck),
+        )
+        def fuzz(case: Any) -> None:
+            response = case.call(base_url=sandbox.url, session=client, headers=auth, timeout=10)
+            case.validate_response(response, headers=auth, transport_kwargs={"session": client})
+            seen[response.status_code] += 1
+            assert response.status_code in ((200, 404) if mode == "positive" else (200, 401, 404)), (
+                response.text
+            )
+            if response.status_code == 404:
+                assert response.json() == {"error": "NotFound", "message": "Call not found"}
+
+        fuzz()
+        assert client.get(sandbox.call_url(placed), headers=auth).status_code == 200
+    assert seen[404] >= 10
 
 
 def test_every_declared_status_is_validated(client, conformance, headers, body) -> None:

@@ -325,7 +325,7 @@ def test_limit_off_and_runtime_configuration(client, headers, body) -> None:
         for _ in range(150):
             assert client.post(sandbox.calls_url, json=body, headers=headers).status_code == 200
         answer = client.post(sandbox.base_url + "/_sandbox/config", json={"rate_limit": "1/60"}).json()
-        assert answer == {"rate_limit": "1/60", "retry_after_header": True}
+        assert answer == {**sandbox.configure(), "rate_limit": "1/60", "retry_after_header": True}
         assert client.post(sandbox.calls_url, json=body, headers=headers).status_code == 200
         assert client.post(sandbox.calls_url, json=body, headers=headers).status_code == 429
         sandbox.configure(retry_after_header=False)
@@ -361,15 +361,18 @@ def test_journal_file_is_flushed_per_call_and_matches_calls(sandbox, client, hea
         assert len(lines) == index + 1
         assert json.loads(lines[-1])["id"] == answer["id"]
     records = [json.loads(line) for line in path.read_text("utf-8").splitlines()]
-    assert records == sandbox.calls()
+    views = sandbox.calls()  # the records plus each call's state now
+    assert [{k: v for k, v in view.items() if k != "state"} for view in views] == records
+    assert [view["state"] for view in views] == ["queued"] * 3  # the default start delay is 2 s
     assert [record["body"] for record in records] == sent
     for record in records:
-        assert set(record) == {"id", "received_at", "token_fingerprint", "body"}
-        assert record["token_fingerprint"] == token_fingerprint(token)
+        assert set(record) == {"id", "received_at", "account", "token_fingerprint", "body"}
+        assert record["token_fingerprint"] == record["account"] == token_fingerprint(token)
         assert record["received_at"].endswith("+00:00")
     assert token not in path.read_text("utf-8")
     over_http = client.get(sandbox.base_url + "/_sandbox/calls").json()
-    assert over_http == {"count": 3, "calls": records}
+    assert over_http["count"] == 3
+    assert [{k: v for k, v in view.items() if k != "state"} for view in over_http["calls"]] == records
 
 
 def test_rejected_requests_are_not_journaled(sandbox, client, headers, body) -> None:

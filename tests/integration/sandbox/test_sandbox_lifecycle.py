@@ -23,6 +23,10 @@ pytestmark = pytest.mark.integration
 REPO_ROOT = Path(airflow_provider_alta.__file__).resolve().parent.parent
 
 
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
 def _sandbox_threads() -> list[threading.Thread]:
     return [thread for thread in threading.enumerate() if thread.name.startswith("alta-sandbox")]
 
@@ -215,6 +219,41 @@ def test_cli_faults_and_no_retry_after(body) -> None:
     assert "POST" not in stderr  # --quiet
 
 
+def test_cli_accounts_and_call_options(body) -> None:
+    process, port, printed = _start_cli(
+        *("--account", "acme=tok-a,tok-b", "--rate-limit", "2/60", "--no-ratelimit-headers"),
+        *("--call-id-field", "callId", "--call-start-delay", "0", "--call-duration", "0"),
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        placed = requests.post(base + "/v1/assistant/calls", json=body, headers=auth("tok-a"), timeout=10)
+        assert set(placed.json()) == {"callId", "status"}
+        assert "RateLimit-Limit" not in placed.headers
+        got = requests.get(base + "/v1/calls/" + placed.json()["callId"], headers=auth("tok-b"), timeout=10)
+        assert "endedAt" in got.json()
+        limited = requests.get(
+            base + "/v1/calls/" + placed.json()["callId"], headers=auth("tok-a"), timeout=10
+        )
+        assert limited.status_code == 429  # the account's two tokens: one window of 2
+        assert (
+            requests.post(
+                base + "/v1/assistant/calls", json=body, headers=auth("sandbox-token"), timeout=10
+            ).status_code
+            == 401
+        )
+        process.terminate()
+        stdout, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+    assert process.returncode == 0
+    assert "GET /v1/calls/" in stderr
+    assert body["phoneNumber"] not in stderr
+    assert "tok-a" not in stderr + stdout
+    assert "Accounts, one rate window each: acme\n" in printed
+
+
 def test_cli_reports_a_busy_port() -> None:
     with AltaSandbox() as busy:
         env = dict(os.environ)
@@ -269,3 +308,4 @@ def test_console_script_when_installed() -> None:
     assert result.returncode == 0
     assert "--rate-limit" in result.stdout
     assert "--no-retry-after" in result.stdout
+    assert "--account" in result.stdout

@@ -12,6 +12,23 @@ def test_defaults() -> None:
     assert (args.host, args.port, args.token, args.journal) == ("127.0.0.1", 0, None, None)
     assert args.rate_limit == "100/60"
     assert args.retry_after_header is True
+    assert args.ratelimit_headers is True
+    assert args.account == []
+    assert (args.call_id_field, args.call_start_delay, args.call_duration) == ("id", 2.0, 30.0)
+
+
+def test_accounts_and_call_options() -> None:
+    args = build_parser().parse_args(
+        [
+            *("--account", "acme=tok-a,tok-b", "--account", "globex=tok-g", "--token", "loner"),
+            *("--no-ratelimit-headers", "--call-id-field", "none"),
+            *("--call-start-delay", "0.1", "--call-duration", "0"),
+        ]
+    )
+    assert args.account == [("acme", ["tok-a", "tok-b"]), ("globex", ["tok-g"])]
+    assert args.token == ["loner"]
+    assert args.ratelimit_headers is False
+    assert (args.call_id_field, args.call_start_delay, args.call_duration) == ("none", 0.1, 0.0)
 
 
 def test_fault_options_build_a_plan() -> None:
@@ -65,6 +82,15 @@ def test_no_fault_options_no_plan() -> None:
         ["--fault-script", "latency:inf"],
         ["--fault-script", "429:nan"],
         ["--fault-script", "interim:101"],
+        ["--account", "acme"],
+        ["--account", "acme="],
+        ["--account", "=tok"],
+        ["--account", "acme=t", "--account", "globex=t"],
+        ["--account", "acme=t", "--token", "t"],
+        ["--call-id-field", "call_id"],
+        ["--call-duration", "-1"],
+        ["--call-start-delay", "inf"],
+        ["--call-duration", "86401"],
     ],
 )
 def test_bad_options_exit_with_usage_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:

@@ -100,7 +100,13 @@ def test_order_auth_then_limit_then_validation() -> None:
     assert state.handle_call("Bearer nope", JSON, BODY).status == 401  # auth first: no slot, no 429
     limited = state.handle_call(AUTH, JSON, b"{")
     assert limited.status == 429
-    assert limited.headers == {"Retry-After": "10"}
+    assert limited.headers == {
+        "RateLimit-Limit": "2",
+        "RateLimit-Remaining": "0",
+        "RateLimit-Reset": "10",
+        "RateLimit-Policy": "2;w=10",
+        "Retry-After": "10",
+    }
     assert limited.body == {
         "error": "TooManyRequests",
         "message": "Rate limit exceeded. Please retry after 10 seconds.",
@@ -114,8 +120,11 @@ def test_retry_after_header_switch() -> None:
     state.handle_call(AUTH, JSON, BODY)
     limited = state.handle_call(AUTH, JSON, BODY)
     assert limited.status == 429
-    assert limited.headers == {}
+    assert "Retry-After" not in limited.headers
+    assert limited.headers["RateLimit-Reset"] == "60"  # the other switch: still on
     assert limited.body["message"] == "Rate limit exceeded. Please retry after 60 seconds."
+    state.configure(ratelimit_headers=False)
+    assert state.handle_call(AUTH, JSON, BODY).headers == {}
 
 
 def test_stats_and_reset() -> None:
@@ -152,10 +161,28 @@ def test_stats_and_reset() -> None:
 
 def test_configure() -> None:
     state = make()
-    assert state.config() == {"rate_limit": "100/60", "retry_after_header": True}
-    assert state.configure(rate_limit="2/6", retry_after_header=False) == {
+    assert state.config() == {
+        "rate_limit": "100/60",
+        "retry_after_header": True,
+        "ratelimit_headers": True,
+        "call_id_field": "id",
+        "call_start_delay": 2.0,
+        "call_duration": 30.0,
+    }
+    assert state.configure(
+        rate_limit="2/6",
+        retry_after_header=False,
+        ratelimit_headers=False,
+        call_id_field="callId",
+        call_start_delay=0,
+        call_duration=0.5,
+    ) == {
         "rate_limit": "2/6",
         "retry_after_header": False,
+        "ratelimit_headers": False,
+        "call_id_field": "callId",
+        "call_start_delay": 0.0,
+        "call_duration": 0.5,
     }
     assert state.configure(rate_limit=None)["rate_limit"] is None
     assert state.stats()["rate_limit"] is None
@@ -167,6 +194,16 @@ def test_configure() -> None:
         state.configure(rate_limit=5)
     with pytest.raises(ValueError, match="invalid rate limit"):
         state.configure(rate_limit="fast")
+    with pytest.raises(ValueError, match="call_id_field"):
+        state.configure(call_id_field="call_id")
+    with pytest.raises(ValueError, match="ratelimit_headers"):
+        state.configure(ratelimit_headers=1)
+    for bad in (-1, float("nan"), float("inf"), "soon", True, None, 86401):
+        with pytest.raises(ValueError, match="call_duration"):
+            state.configure(call_duration=bad)
+    with pytest.raises(ValueError, match="call_start_delay"):
+        state.configure(call_start_delay=-0.5, call_id_field="id")
+    assert state.config()["call_id_field"] == "callId"  # a refused change changes nothing
 
 
 def test_an_empty_file_journal_is_used(tmp_path: Path) -> None:

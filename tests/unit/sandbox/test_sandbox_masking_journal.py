@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -52,14 +53,19 @@ def test_token_fingerprint_is_stable_and_hides_the_token() -> None:
     assert "s3cret" not in fingerprint
 
 
-def test_call_ids_are_unique() -> None:
-    assert len({new_call_id() for _ in range(1000)}) == 1000
+def test_call_ids_are_unique_uuids() -> None:
+    ids = {new_call_id() for _ in range(1000)}
+    assert len(ids) == 1000
+    assert all(str(uuid.UUID(call_id)) == call_id for call_id in ids)
 
 
 def test_memory_journal() -> None:
     journal = Journal()
     record = journal.append({"phoneNumber": "+12025550143"}, "sha256:abc")
-    assert set(record) == {"id", "received_at", "token_fingerprint", "body"}
+    assert set(record) == {"id", "received_at", "account", "token_fingerprint", "body"}
+    assert record["account"] == "sha256:abc"  # a token given alone is its own account
+    assert uuid.UUID(record["id"]).version == 4
+    assert Journal().append({}, "sha256:abc", account="acme")["account"] == "acme"
     received = datetime.fromisoformat(record["received_at"])
     assert received.utcoffset() == timedelta(0)
     assert "." in record["received_at"]  # microseconds
@@ -75,8 +81,9 @@ def test_file_journal_writes_and_flushes_each_line(tmp_path: Path) -> None:
     try:
         first = journal.append({"name": "Zoë", "phoneNumber": "+12025550143"}, "sha256:1")
         assert [json.loads(line) for line in path.read_text("utf-8").splitlines()] == [first]
-        second = journal.append({"name": "B", "phoneNumber": "+12025550144"}, "sha256:1", call_id="call_x")
-        assert second["id"] == "call_x"
+        given = "0b6f4a52-6c1e-4f57-9d0e-3c4a2b1d9e8f"
+        second = journal.append({"name": "B", "phoneNumber": "+12025550144"}, "sha256:1", call_id=given)
+        assert second["id"] == given
         lines = path.read_text("utf-8").splitlines()
         assert [json.loads(line) for line in lines] == [first, second]
         assert "Zoë" in lines[0]  # stored as received, not escaped

@@ -137,3 +137,35 @@ def test_set_limit_and_reset() -> None:
     assert not limiter.check("t").allowed
     limiter.reset()
     assert limiter.check("t").allowed
+
+
+def test_decisions_carry_remaining_and_reset() -> None:
+    clock = FakeClock(0.0)
+    limit = RateLimit(3, 10.0)
+    limiter = RollingWindowLimiter(limit, clock)
+    first = limiter.check("t")
+    assert (first.limit, first.used, first.remaining, first.reset) == (limit, 1, 2, 10)
+    clock.now = 4.5
+    second = limiter.check("t")
+    assert (second.remaining, second.reset) == (1, 6)  # the t=0 entry leaves at 10: 5.5 s, rounded up
+    third = limiter.check("t")
+    assert (third.remaining, third.reset) == (0, 6)
+    refused = limiter.check("t")
+    assert (refused.allowed, refused.remaining, refused.reset, refused.retry_after) == (False, 0, 6, 6)
+    off = RollingWindowLimiter(None, clock).check("t")
+    assert (off.allowed, off.limit, off.remaining) == (True, None, 0)
+
+
+def test_spend_counts_what_the_window_has_room_for() -> None:
+    clock = FakeClock(0.0)
+    limiter = RollingWindowLimiter(RateLimit(5, 10.0), clock)
+    assert limiter.spend("t", 3) == (3, 0)
+    assert limiter.spend("t", 4) == (2, 2)
+    assert limiter.spend("t", 0) == (0, 0)
+    assert not limiter.check("t").allowed
+    clock.now = 10.0
+    assert limiter.usage() == {"t": 0}
+    assert limiter.check("t").remaining == 4
+    with pytest.raises(ValueError, match="requests"):
+        limiter.spend("t", -1)
+    assert RollingWindowLimiter(None, clock).spend("t", 7) == (7, 0)
