@@ -2,8 +2,9 @@
 
 :func:`run_pass` walks the records once. A record is validated with the same model as a single
 call, deduplicated, checked against the suppression list, against earlier tries' progress and its
-calling window, then paced and sent. Progress is written before and after each send, so a record
-whose send was interrupted is reported as ambiguous and never resent. Records outside their
+calling window, then paced and sent. Progress is written before and after each send
+(:mod:`~airflow_provider_alta.send_record`), so a record whose send was interrupted is reported as
+ambiguous and never resent. Records outside their
 window are left pending with the time it opens; the caller decides to wait, defer or skip.
 
 No record can crash a pass: whatever cannot be checked is reported as invalid with the path it
@@ -15,20 +16,34 @@ flight finishes and is recorded, no new one starts, and the rest are ``not_reach
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import threading
 import time
-from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sized
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sized
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from airflow_provider_alta import exceptions
+from airflow_provider_alta import exceptions, send_record
 from airflow_provider_alta.exceptions import AltaAPIError, AltaRateLimitError, AltaValidationError
-from airflow_provider_alta.masking import mask_text
 from airflow_provider_alta.pacing import Gate, GateError
 from airflow_provider_alta.payload import AssistantCall
+from airflow_provider_alta.send_record import (
+    SEND,
+    Earlier,
+    RecordWriteError,
+    after_failure,
+    read_record,
+    send_once,
+)
 
-CALLED = "called"
+# The progress records are send_record's (shared with the single-call operator), named here too.
+ProgressStore = send_record.ProgressStore
+MemoryProgress = send_record.MemoryProgress
+progress_key = send_record.progress_key
+describe_error = send_record.describe_error
+SENDING = send_record.SENDING
+UNSENT = send_record.UNSENT
+
+CALLED = send_record.CALLED
 INVALID = "invalid"
 REJECTED = exceptions.REJECTED
 AMBIGUOUS = exceptions.AMBIGUOUS
@@ -39,10 +54,6 @@ NOT_REACHED = exceptions.NOT_REACHED
 DRY_RUN = "dry_run"
 STATES = (CALLED, INVALID, REJECTED, AMBIGUOUS, SUPPRESSED, DUPLICATE, OUTSIDE_HOURS, NOT_REACHED, DRY_RUN)
 FAILURES = (INVALID, REJECTED, AMBIGUOUS, NOT_REACHED)
-
-#: What the progress store holds for a record: the send is under way, or how it ended.
-SENDING = "sending"
-UNSENT = "unsent"
 
 
 class StopRequested(Exception):
@@ -80,38 +91,6 @@ class Stopper:
             self._wake.release()  # stay released: every later wait ends at once too
         if self.reason is not None:
             raise StopRequested(self.reason)
-
-
-def describe_error(exc: BaseException) -> str:
-    """``Type: message`` of an error, masked, short, and never raising."""
-    try:
-        text = str(exc)
-    except Exception:
-        text = "<message could not be read>"
-    if len(text) > 200:
-        text = text[:199] + "\u2026"
-    return f"{type(exc).__name__}: {mask_text(text)}" if text else type(exc).__name__
-
-
-class ProgressStore(Protocol):
-    """Durable per-record progress that outlives a try (Airflow 3.3+: the task state store)."""
-
-    def get(self, key: str) -> Any: ...
-
-    def set(self, key: str, value: Any) -> None: ...
-
-
-class MemoryProgress:
-    """Progress kept in a dict, e.g. carried through a deferral on Airflow versions without a store."""
-
-    def __init__(self, data: Mapping[str, Any] | None = None) -> None:
-        self.data: dict[str, Any] = dict(data or {})
-
-    def get(self, key: str) -> Any:
-        return self.data.get(key)
-
-    def set(self, key: str, value: Any) -> None:
-        self.data[key] = value
 
 
 class WindowVerdict(Protocol):
@@ -180,11 +159,6 @@ class PassResult:
     def record(self, key: str, state: str, reason: str = "", **extra: Any) -> None:
         self.outcomes[key] = {"state": state, **({"reason": reason} if reason else {}), **extra}
         self.counts[state] += 1
-
-
-def progress_key(value: Hashable) -> str:
-    """The progress store key of a record: a hash, so no phone number is stored in Airflow's DB."""
-    return "alta:" + hashlib.sha256(repr(value).encode()).hexdigest()[:24]
 
 
 def run_pass(records: Iterable[Any], plan: Plan) -> PassResult:
@@ -273,8 +247,8 @@ def _process(
     if suppressed:
         result.record(key, SUPPRESSED, "on the suppression list")
         return call
-    earlier = plan.progress.get(pkey)
-    if isinstance(earlier, Mapping) and earlier.get("state") not in (None, UNSENT):
+    earlier = read_record(plan.progress.get(pkey), plan.attempt)
+    if earlier.decision != SEND:
         _replay(key, earlier, plan, result)
         return call
     if plan.window is not None:
@@ -295,17 +269,17 @@ def _process(
     return call
 
 
-def _replay(key: str, earlier: Mapping[str, Any], plan: Plan, result: PassResult) -> None:
+def _replay(key: str, earlier: Earlier, plan: Plan, result: PassResult) -> None:
     """A record an earlier try (or pass) already dealt with: report it, never send it again."""
-    state = earlier["state"]
-    this_try = earlier.get("by") == plan.attempt
-    when = "an earlier pass of this try" if this_try else "an earlier try"
-    if state == SENDING:
+    when = earlier.when
+    if earlier.state == SENDING:
         result.record(key, AMBIGUOUS, f"{when} stopped while sending it: it may have been placed; not resent")
-    elif state in STATES:
-        reason = earlier.get("reason", "")
-        result.record(key, state, f"{reason} ({when})" if reason else when)
-        if state == CALLED and this_try:
+    elif earlier.state is None:  # unreadable
+        result.record(key, AMBIGUOUS, f"{earlier.reason} ({when}): it may have been placed; not resent")
+    else:
+        reason = earlier.reason
+        result.record(key, earlier.state, f"{reason} ({when})" if reason else when)
+        if earlier.state == CALLED and earlier.this_try:
             result.sent += 1
 
 
@@ -344,47 +318,37 @@ def _release(gates: list[Gate]) -> None:
 
 
 def _send_through(key: str, pkey: str, call: AssistantCall, plan: Plan, result: PassResult) -> None:
-    plan.progress.set(pkey, {"state": SENDING, "by": plan.attempt})
+    """Send with the progress record written before and after (``send_record.send_once``)."""
     try:
-        plan.send(call)
+        # A StopRequested is raised only by a wait inside the send (a 429 or a connect retry):
+        # nothing is in flight, so the record is left unsent.
+        send_once(plan.progress, pkey, plan.attempt, lambda: plan.send(call), unsent=(StopRequested,))
+    except RecordWriteError:
+        raise  # the store failed: the task fails, with the record as it stands
     except StopRequested:
-        # Raised only by a wait inside the send (a 429 or a connect retry): nothing is in flight.
-        plan.progress.set(pkey, {"state": UNSENT, "by": plan.attempt})
         _stopped_before_sending(key, plan, result)
-        return
     except AltaAPIError as exc:
-        _failed(key, pkey, exc, plan, result)
-        return
+        _failed(key, exc, result)
     except Exception as exc:
         # Not an answer from Alta but a failure here, perhaps after the request left: it may have
         # been placed. Never resent; and the pass stops, since the next send would likely fail too.
-        reason = (
-            f"unexpected error while sending ({describe_error(exc)}): it may have been placed; not resent"
-        )
-        _final(plan, pkey, result, key, AMBIGUOUS, reason)
+        result.record(key, AMBIGUOUS, after_failure(exc)[1])
         _stop(result, f"an unexpected error while sending ({type(exc).__name__})")
-        return
-    result.sent += 1
-    _final(plan, pkey, result, key, CALLED, "")
-
-
-def _failed(key: str, pkey: str, exc: AltaAPIError, plan: Plan, result: PassResult) -> None:
-    """A send that Alta (or the client) answered with an error: the error's class says what it means."""
-    if exc.batch_state == NOT_REACHED:
-        # Nothing was placed: this record waits for a later pass or try, and is sent then.
-        plan.progress.set(pkey, {"state": UNSENT, "by": plan.attempt})
-        if isinstance(exc, AltaRateLimitError):
-            result.retry_after = exc.retry_after
-        result.record(key, NOT_REACHED, exc.record_reason)
     else:
-        _final(plan, pkey, result, key, exc.batch_state, exc.record_reason)
+        result.sent += 1
+        result.record(key, CALLED)
+
+
+def _failed(key: str, exc: AltaAPIError, result: PassResult) -> None:
+    """A send that Alta (or the client) answered with an error: the error's class says what it means.
+
+    A ``not_reached`` record (nothing placed) is left unsent: a later pass or try sends it.
+    """
+    if isinstance(exc, AltaRateLimitError):
+        result.retry_after = exc.retry_after
+    result.record(key, exc.batch_state, exc.record_reason)
     if exc.stops_batch:
         _stop(result, exc.stop_reason)
-
-
-def _final(plan: Plan, pkey: str, result: PassResult, key: str, state: str, reason: str) -> None:
-    plan.progress.set(pkey, {"state": state, "by": plan.attempt, **({"reason": reason} if reason else {})})
-    result.record(key, state, reason)
 
 
 def _stop(result: PassResult, why: str) -> None:

@@ -1,23 +1,41 @@
-"""Client settings read from an Alta connection's fields, and the connection form. Pure Python: no Airflow."""
+"""Client settings read from an Alta connection's fields, and the connection form. Pure Python: no Airflow.
+
+The base URL grammar is :mod:`airflow_provider_alta.base_url` (re-exported here).
+"""
 
 from __future__ import annotations
 
-import ipaddress
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
+from urllib.parse import quote
 
-from urllib3.exceptions import LocationParseError
 from urllib3.util import parse_url
 
-from airflow_provider_alta.exceptions import AltaConfigurationError
+from airflow_provider_alta.base_url import DEFAULT_BASE_URL, is_loopback, resolve_base_url
+from airflow_provider_alta.exceptions import AltaConfigurationError, AltaValidationError, FieldError
 from airflow_provider_alta.phone import PhoneNumberError, validate_region
 
-DEFAULT_BASE_URL = "https://api.altahq.com/v1"
 DEFAULT_TIMEOUT = (5.0, 30.0)
 DEFAULT_CALLS_PER_MINUTE = 100
 CALLS_PATH = "/assistant/calls"
+CALL_PATH = "/calls/"  # + the call's id: GET /v1/calls/{callId}
+MAX_ACCOUNT_LENGTH = 64
+MAX_CALL_ID_LENGTH = 200
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "EXTRA_FIELDS",
+    "AltaSettings",
+    "ExtraField",
+    "is_loopback",
+    "parse_account",
+    "parse_calls_per_minute",
+    "parse_timeout",
+    "quote_call_id",
+    "resolve_base_url",
+    "settings_from_fields",
+]
 
 
 @dataclass(frozen=True)
@@ -51,7 +69,7 @@ EXTRA_FIELDS: tuple[ExtraField, ...] = (
     ExtraField(
         "calls_per_minute",
         "Calls per minute",
-        f"Alta's rate limit for this token. Default {DEFAULT_CALLS_PER_MINUTE}.",
+        f"Alta's rate limit for this account. Default {DEFAULT_CALLS_PER_MINUTE}.",
         "integer",
         {"minimum": 1},
         default=DEFAULT_CALLS_PER_MINUTE,
@@ -59,8 +77,17 @@ EXTRA_FIELDS: tuple[ExtraField, ...] = (
     ExtraField(
         "rate_limiter_url",
         "Shared rate limiter (Redis URL)",
-        "Optional. Every task on this token shares one limit, e.g. redis://host:6379/0.",
+        "Optional. Every process on this account shares one limit, e.g. redis://host:6379/0.",
         "string",
+    ),
+    ExtraField(
+        "account",
+        "Alta account",
+        "Optional. The Alta account this token belongs to: connections naming the same account share "
+        "one rate budget. Without it, every connection to the same Alta host without an account "
+        "shares one budget.",
+        "string",
+        {"maxLength": MAX_ACCOUNT_LENGTH},
     ),
 )
 HIDDEN_FIELDS = ("login", "port", "schema")
@@ -68,226 +95,8 @@ RELABELING = {"password": "API token", "host": "Base URL"}
 PLACEHOLDERS = {
     "host": f"{DEFAULT_BASE_URL} (leave empty for production)",
     "password": "Alta API token from the Alta dashboard",
-    "extra": '{"timeout": [5, 30], "default_region": "US", "calls_per_minute": 100}',
+    "extra": '{"timeout": [5, 30], "default_region": "US", "calls_per_minute": 100, "account": "acme"}',
 }
-
-# The base URL grammar is deliberately narrow: what it accepts, every URL parser reads the same way.
-_URL_CHARS = re.compile(r"[A-Za-z0-9\-._~:/\[\]]*")
-_CHAR_RULES = {
-    "\\": "must not contain a backslash",
-    "@": "must not contain user info (user@host): put the API token in the password field",
-    "%": "must not contain percent-encoding (%): write the characters themselves",
-    "?": "must not contain a query (?...)",
-    "#": "must not contain a fragment (#...)",
-}
-_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*)://(.*)")
-_SCHEME_WITHOUT_SLASHES = re.compile(r"https?:(?!//)", re.IGNORECASE)
-_PORT = re.compile(r"[1-9][0-9]{0,4}")
-_LABEL = re.compile(r"[a-z0-9_](?:[a-z0-9_\-]{0,61}[a-z0-9_])?")
-_NUMERIC_LABEL = re.compile(r"0x[0-9a-f]*|[0-9]+")  # a name ending so is an IPv4 address to resolvers
-_SEGMENT = re.compile(r"[A-Za-z0-9\-._~]+")
-
-
-def _refuse(field: str, rule: str) -> AltaConfigurationError:
-    return AltaConfigurationError(f"{field}: {rule}")
-
-
-def is_loopback(hostname: str) -> bool:
-    """True only for exactly ``localhost``, a 127.0.0.0/8 address in dotted decimal, or ``::1``.
-
-    Names that go through DNS (``alta.localhost``, ``localhost.``) and IPv4-mapped IPv6 addresses
-    do not count.
-    """
-    if hostname.lower() == "localhost":
-        return True
-    inner = hostname[1:-1] if hostname.startswith("[") and hostname.endswith("]") else hostname
-    try:
-        address = ipaddress.ip_address(inner)
-    except ValueError:
-        return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return False
-    return address.is_loopback
-
-
-def resolve_base_url(host: str | None, port: int | None = None, schema: str | None = None) -> str:
-    """Build the API base URL from a connection's host (a bare host or a full URL), port and schema.
-
-    An empty host means Alta's production URL. A bare host gets ``https`` (``http`` when it is a
-    loopback address), the port if given, and the path from ``schema`` or ``/v1``. Plain ``http``
-    is refused unless the host is loopback (exactly ``localhost``, 127.0.0.0/8 or ``[::1]``).
-
-    Only an unambiguous URL is accepted: ASCII letters, digits and ``-._~:/[]``; no user info,
-    query, fragment, percent-encoding, whitespace or backslash; a host name, a dotted-decimal
-    IPv4 address or a bracketed IPv6 address; a port from 1 to 65535. The result is checked
-    with urllib3's parser (the one ``requests`` connects with), so it is exactly where the
-    token goes. Anything else raises :class:`AltaConfigurationError`, before any request.
-    """
-    text = (host or "").strip(" \t\r\n")
-    if not text:
-        return DEFAULT_BASE_URL
-    _check_characters(text)
-    scheme, rest = _split_scheme(text)
-    authority, slash, tail = rest.partition("/")
-    hostname, url_port = _host_and_port(authority)
-    scheme = scheme or ("http" if is_loopback(hostname) else "https")
-    if scheme == "http" and not is_loopback(hostname):
-        raise _refuse(
-            "host",
-            f"refusing plain http to {hostname!r}: the API token would travel unencrypted. Use https "
-            "(plain http is allowed only for localhost, 127.0.0.0/8 and [::1], such as the sandbox).",
-        )
-    final_port = _merge_port(url_port, port)
-    path = _merge_path(slash + tail, schema)
-    url = f"{scheme}://{hostname}{f':{final_port}' if final_port else ''}{path}"
-    given = text if _SCHEME.fullmatch(text) else f"{scheme}://{text}"
-    _check_with_urllib3(given, (scheme, hostname, url_port))
-    _check_with_urllib3(url, (scheme, hostname, final_port, path, url))
-    return url
-
-
-def _check_characters(text: str) -> None:
-    """Refuse anything outside the narrow URL alphabet, naming the first offending rule."""
-    if _URL_CHARS.fullmatch(text):
-        return
-    if not text.isascii():
-        raise _refuse("host", "must be ASCII: write an international domain name in its xn-- form")
-    if any(ch.isspace() or not ch.isprintable() for ch in text):
-        raise _refuse("host", "must not contain whitespace or control characters")
-    for char, rule in _CHAR_RULES.items():
-        if char in text:
-            raise _refuse("host", rule)
-    bad = next(ch for ch in text if not _URL_CHARS.fullmatch(ch))
-    raise _refuse("host", f"must not contain {bad!r}: only letters, digits and - . _ ~ : / [ ] are allowed")
-
-
-def _split_scheme(text: str) -> tuple[str | None, str]:
-    """``(scheme, rest)`` of ``scheme://rest``, or ``(None, text)`` for a bare host."""
-    match = _SCHEME.fullmatch(text)
-    if match:
-        scheme = match.group(1).lower()
-        if scheme not in ("http", "https"):
-            raise _refuse(
-                "host", f"must be an https:// (or loopback http://) URL or a host name, not {scheme}://"
-            )
-        return scheme, match.group(2)
-    if text.startswith("/"):
-        raise _refuse("host", "must start with https:// or a host name, not /")
-    if _SCHEME_WITHOUT_SLASHES.match(text):
-        raise _refuse("host", "write the scheme with two slashes: https://host or http://host")
-    return None, text
-
-
-def _host_and_port(authority: str) -> tuple[str, int | None]:
-    """The normalised host (IPv6 in brackets) and the port of ``host[:port]``."""
-    if authority.startswith("["):
-        inner, bracket, after = authority[1:].partition("]")
-        if not bracket:
-            raise _refuse("host", "an IPv6 address must be closed with ]")
-        hostname = _ipv6(inner.lower())
-        if after and not after.startswith(":"):
-            raise _refuse("host", "only :port may follow an IPv6 address in brackets")
-        port_text = after[1:] if after else None
-    else:
-        if "[" in authority or "]" in authority:
-            raise _refuse("host", "brackets may only enclose a whole IPv6 address, like [::1]")
-        if authority.count(":") > 1:
-            raise _refuse("host", "an IPv6 address must be in brackets, like http://[::1]:8080")
-        name, colon, after = authority.partition(":")
-        hostname = _hostname(name.lower())
-        port_text = after if colon else None
-    return hostname, None if port_text is None else _port(port_text)
-
-
-def _ipv6(inner: str) -> str:
-    try:
-        address = ipaddress.IPv6Address(inner)
-    except ValueError:
-        raise _refuse("host", "brackets must hold an IPv6 address, like [::1]") from None
-    if address.ipv4_mapped is not None:
-        raise _refuse("host", "write an IPv4-mapped IPv6 address as the IPv4 address itself")
-    return f"[{inner}]"
-
-
-def _hostname(name: str) -> str:
-    if not name:
-        raise _refuse("host", "has no host name")
-    if name.endswith("."):
-        raise _refuse("host", "must not end with a dot")
-    labels = name.split(".")
-    if _NUMERIC_LABEL.fullmatch(labels[-1]):
-        try:
-            ipaddress.IPv4Address(name)
-        except ValueError:
-            raise _refuse(
-                "host",
-                "an IPv4 address must be four decimal numbers from 0 to 255 without leading zeros, "
-                "like 127.0.0.1 (short, octal and hex forms are refused)",
-            ) from None
-        return name
-    if len(name) > 253 or not all(_LABEL.fullmatch(label) for label in labels):
-        raise _refuse(
-            "host", "is not a valid host name: labels of letters, digits, - and _ separated by single dots"
-        )
-    return name
-
-
-def _port(text: str) -> int:
-    if not _PORT.fullmatch(text) or int(text) > 65535:
-        raise _refuse("host", "the port must be a whole number from 1 to 65535")
-    return int(text)
-
-
-def _merge_port(url_port: int | None, port: Any) -> int | None:
-    """The URL's port, or the connection's port field; both set and different is an error."""
-    if port is None or port == "":
-        return url_port
-    text = str(port).strip()
-    if isinstance(port, bool) or not _PORT.fullmatch(text) or int(text) > 65535:
-        raise _refuse("port", "must be a whole number from 1 to 65535")
-    number = int(text)
-    if url_port is not None and url_port != number:
-        raise _refuse("port", f"{number} conflicts with the port {url_port} in host")
-    return number
-
-
-def _merge_path(path: str, schema: str | None) -> str:
-    """The URL's path without trailing slashes, or ``/`` + ``schema`` (default ``v1``)."""
-    path = path.rstrip("/")
-    given = "/" + (schema or "").strip("/")
-    if path:
-        _check_path(path, "host")
-        if given != "/" and given != path:
-            raise _refuse("schema", "conflicts with the path in host: set only one of them")
-        return path
-    path = given if given != "/" else "/v1"
-    _check_path(path, "schema")
-    return path
-
-
-def _check_path(path: str, field: str) -> None:
-    for segment in path[1:].split("/"):
-        if not _SEGMENT.fullmatch(segment) or segment in (".", ".."):
-            raise _refuse(
-                field,
-                "each path segment must be letters, digits, - . _ or ~ (no empty, . or .. segments)",
-            )
-
-
-def _check_with_urllib3(url: str, expected: tuple[Any, ...]) -> None:
-    """Refuse ``url`` unless urllib3 (which sends the request) reads it as ``expected``.
-
-    ``expected`` is a prefix of (scheme, host, port, path, the URL urllib3 rebuilds); urllib3 must
-    also find no user info, query or fragment.
-    """
-    try:
-        parsed = parse_url(url)
-    except LocationParseError:
-        raise _refuse("host", "is not a URL that urllib3 can parse") from None
-    reading = (parsed.scheme, parsed.host, parsed.port, parsed.path, parsed.url)
-    extras = (parsed.auth, parsed.query, parsed.fragment)
-    if reading[: len(expected)] != expected or extras != (None, None, None):
-        raise _refuse("host", "is read differently by urllib3, which sends the request: write a plain URL")
 
 
 def parse_timeout(value: Any) -> tuple[float, float]:
@@ -333,23 +142,84 @@ def parse_calls_per_minute(value: Any) -> int:
     return rate
 
 
+def parse_account(value: Any) -> str | None:
+    """The account's name: a short printable name (1 to 64 characters), or ``None`` when not given."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise AltaConfigurationError(f"account must be a name, got {type(value).__name__}")
+    name = str(value).strip()
+    if len(name) > MAX_ACCOUNT_LENGTH or not name.isprintable():
+        raise AltaConfigurationError(
+            f"account must be a short printable name (1 to {MAX_ACCOUNT_LENGTH} characters, no "
+            "control characters)"
+        )
+    return name
+
+
+def quote_call_id(call_id: Any) -> str:
+    """``call_id`` percent-quoted as one path segment; refused (nothing sent) unless a usable id.
+
+    An id is a non-empty string of at most 200 printable characters, and not ``.`` or ``..``.
+    """
+    problem = None
+    if not isinstance(call_id, str) or not call_id:
+        problem = "must be a non-empty string"
+    elif len(call_id) > MAX_CALL_ID_LENGTH:
+        problem = f"must be at most {MAX_CALL_ID_LENGTH} characters"
+    elif not call_id.isprintable():
+        problem = "must not contain control characters"
+    elif call_id.strip(".") == "" and len(call_id) <= 2:
+        problem = "must not be . or .."
+    if problem is not None:
+        raise AltaValidationError(f"call_id: {problem}", errors=[FieldError("call_id", problem)])
+    return quote(call_id, safe="")
+
+
 @dataclass(frozen=True)
 class AltaSettings:
-    """Everything the client needs to talk to Alta."""
+    """Everything the client needs to talk to Alta.
+
+    ``account`` names the Alta account the token belongs to. Alta's rate limit is per account,
+    shared by all its tokens, so the rate budget belongs to (Alta's host, account): see
+    :attr:`budget_key`. Without an account, every connection to the same Alta host without one
+    shares one budget: never over the limit when they are one account, slower when they are not.
+    """
 
     base_url: str
     token: str
     timeout: tuple[float, float] = DEFAULT_TIMEOUT
     default_region: str | None = None
     calls_per_minute: int = DEFAULT_CALLS_PER_MINUTE
-    rate_limiter_url: str | None = None  # Redis URL of a limiter shared by every process on this token
+    rate_limiter_url: str | None = None  # Redis URL of a limiter shared by every process on this account
+    account: str | None = None
 
     @property
     def calls_url(self) -> str:
         return self.base_url + CALLS_PATH
 
+    def call_url(self, call_id: str) -> str:
+        """The URL of one call (``GET``): the base URL + ``/calls/`` + the quoted id."""
+        return self.base_url + CALL_PATH + quote_call_id(call_id)
+
+    @property
+    def budget_key(self) -> str:
+        """The name of this connection's rate budget: ``host:port``, then `` account=NAME`` if named.
+
+        The account is compared case- and space-insensitively, so ``Acme`` and `` acme`` share.
+        """
+        parsed = parse_url(self.base_url)
+        port = parsed.port or (443 if parsed.scheme == "https" else 80)
+        host = f"{(parsed.host or '').lower()}:{port}"
+        if self.account is None:
+            return host
+        return f"{host} account={' '.join(self.account.split()).casefold()}"
+
     def __repr__(self) -> str:
-        return f"AltaSettings(base_url={self.base_url!r}, token='***', timeout={self.timeout!r})"
+        return (
+            f"AltaSettings(base_url={self.base_url!r}, token='***', timeout={self.timeout!r}, "
+            f"account={self.account!r})"
+        )
 
 
 def settings_from_fields(
@@ -380,4 +250,5 @@ def settings_from_fields(
         default_region=region,
         calls_per_minute=parse_calls_per_minute(given["calls_per_minute"]),
         rate_limiter_url=given["rate_limiter_url"] or None,
+        account=parse_account(given["account"]),
     )

@@ -17,8 +17,13 @@ AltaValidationError           no      no          yes         rejected      no
 AltaAuthenticationError       no      no          yes         not_reached   yes
 AltaRateLimitError            no      yes         no          not_reached   yes
 AltaConnectionError           no      yes         no          not_reached   yes
+AltaRateBudgetError           no      yes         no          not_reached   yes
 AltaAmbiguousOutcomeError     maybe   no          yes         ambiguous     no
+AltaNotFoundError             no      no          yes         rejected      no
+AltaReadError                 no      yes         no          not_reached   yes
 ============================  ======  ==========  ==========  ============  ===========
+
+The last two come only from reading a call back (``GET /calls/{id}``), which changes nothing.
 """
 
 from __future__ import annotations
@@ -184,6 +189,26 @@ class AltaConnectionError(AltaAPIError):
         return f"Alta could not be reached ({self.message})"
 
 
+class AltaRateBudgetError(AltaAPIError):
+    """The account's shared rate limiter could not grant a request (e.g. Redis is down). Nothing was sent."""
+
+    task_retry = True
+    batch_state = NOT_REACHED
+    stops_batch = True
+
+    @property
+    def retry_reason(self) -> str:
+        return "the shared rate budget failed: nothing was sent"
+
+    @property
+    def record_reason(self) -> str:
+        return f"not sent: {self.message}"
+
+    @property
+    def stop_reason(self) -> str:
+        return f"the rate limiter failed ({self.message})"
+
+
 class AltaAmbiguousOutcomeError(AltaAPIError):
     """The request may have reached Alta but no usable answer came back: the call may have been placed.
 
@@ -201,6 +226,32 @@ class AltaAmbiguousOutcomeError(AltaAPIError):
     @property
     def record_reason(self) -> str:
         return self.message
+
+
+class AltaNotFoundError(AltaAPIError):
+    """Alta answered 404 to reading a call: no call with that id (for this account)."""
+
+    fails_task = True
+
+
+class AltaReadError(AltaAPIError):
+    """Reading a call got no usable answer (timeouts, resets, 5xx), even after retries. Nothing changed."""
+
+    task_retry = True
+    batch_state = NOT_REACHED
+    stops_batch = True
+
+    @property
+    def retry_reason(self) -> str:
+        return "Alta did not answer a read; reading again changes nothing"
+
+    @property
+    def record_reason(self) -> str:
+        return self.message
+
+    @property
+    def stop_reason(self) -> str:
+        return f"Alta did not answer ({self.message})"
 
 
 NEVER_RESENT = "the call may have been placed; Alta has no idempotency key, so it is never resent"

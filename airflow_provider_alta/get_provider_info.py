@@ -48,6 +48,9 @@ def get_provider_info() -> dict[str, Any]:
         "triggers": [
             {"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_alta.triggers.alta"]}
         ],
+        "sensors": [
+            {"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_alta.sensors.alta"]}
+        ],
         "connection-types": [
             {
                 "connection-type": "alta",

@@ -1,21 +1,28 @@
-"""One rate budget per Alta token, shared by every process and worker, kept in Redis. No Airflow.
+"""One rate budget per Alta account, shared by every process and worker, kept in Redis. No Airflow.
 
-Alta allows ``calls_per_minute`` calls per token in a rolling window. A :class:`Pacer` only
-spaces one task's calls; when several tasks, DAGs or workers use one token, a
-:class:`SharedLimiter` caps their sum. It satisfies :class:`~airflow_provider_alta.pacing.Gate`::
+Alta allows ``calls_per_minute`` requests per account (every token of the account, every endpoint)
+in a rolling window. A :class:`Pacer` only spaces one task's calls; when several tasks, DAGs or
+workers use one account, a :class:`SharedLimiter` caps their sum. It satisfies
+:class:`~airflow_provider_alta.pacing.Gate`; :class:`~airflow_provider_alta.client.AltaClient`
+applies it to every request it sends when the connection names a ``rate_limiter_url``::
 
-    limiter = SharedLimiter("redis://127.0.0.1:6379/0", token=token, calls_per_minute=100)
-    limiter.acquire()  # blocks until this call fits in the token's window
+    limiter = SharedLimiter("redis://127.0.0.1:6379/0", budget_key=settings.budget_key, calls_per_minute=100)
+    limiter.acquire()  # blocks until this request fits in the account's window
     try:
         client.trigger(call)
     finally:
-        limiter.release()  # the call has ended: it counts from now for one window
+        limiter.release()  # the request has ended: it counts from now for one window
 
 Semantics:
 
+- **Budget.** The window is named by the budget key (Alta's host and the connection's account,
+  :attr:`~airflow_provider_alta.config.AltaSettings.budget_key`), so two tokens of one account
+  share it. ``token=`` instead names it by the token (as before accounts existed).
 - **Limit.** ``limit = floor(calls_per_minute * window_seconds / 60)`` calls in any
   ``window_seconds``, rounded down so the limiter never allows more than the configured rate
-  (``window_seconds`` other than 60 is for time-compressed tests).
+  (``window_seconds`` other than 60 is for time-compressed tests). A ``ceiling`` (the rate Alta's
+  ``RateLimit-*`` headers state, :mod:`airflow_provider_alta.rate_budget`) lowers it while lower,
+  never below one call per window.
 - **Admission that cannot be tipped over by jitter.** Alta counts a call when it *arrives*,
   somewhere between the permit and the answer. A permit is therefore held in Redis as *in
   flight* until :meth:`release` stamps it with the time the answer came back, and it counts for
@@ -25,17 +32,18 @@ Semantics:
   CPU, a paused process). A permit never released (the process died mid-call) counts as in
   flight for ``hold_seconds`` and then for one more window.
 - **Margin.** The window is stretched by ``margin`` (1 % by default) for clock-rate differences.
-- **Storage.** One Lua script checks and inserts atomically in a sorted set keyed by the
-  token's fingerprint (``sha256(token)[:16]``; the token itself never reaches Redis or a log).
+- **Storage.** One Lua script checks and inserts atomically in a sorted set keyed by a
+  fingerprint (``sha256(...)[:16]``) of the budget key or token; the token itself never reaches
+  Redis or a log.
 - **Clock.** Timestamps come from Redis (``TIME``) inside the scripts, so every process on
   every host shares one clock: the hosts' clocks need not be synchronised.
-- **Blocking.** ``acquire`` sleeps until the oldest counted call leaves the window, then
-  tries again. ``timeout`` bounds the wait; when the next free slot is already known to be
-  past it, :class:`SharedLimiterTimeout` is raised at once.
+- **Blocking.** ``acquire`` waits (with ``sleep``, so a stop can cut it short) until the oldest
+  counted call leaves the window, then tries again. ``timeout`` bounds the wait; when the next
+  free slot is already known to be past it, :class:`SharedLimiterTimeout` is raised at once.
 - **Failures.** An unreachable Redis raises :class:`SharedLimiterUnavailable` within about
   ``redis_timeout`` seconds; it never hangs and never lets a call through unlimited.
 
-Every process using one token must use the same ``calls_per_minute``, ``window_seconds`` and
+Every process using one budget should use the same ``calls_per_minute``, ``window_seconds`` and
 ``margin``. Redis holds the window only in memory: after a Redis restart the budget starts
 empty, and the client's 429 handling covers the overlap.
 """
@@ -48,11 +56,12 @@ import math
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from airflow_provider_alta.pacing import DEFAULT_MARGIN, GateError
+from airflow_provider_alta.pacing import DEFAULT_MARGIN, Ceiling, GateError, lowered
 
 if TYPE_CHECKING:
     from redis import Redis
@@ -117,6 +126,11 @@ def bucket_key(token: str, prefix: str = DEFAULT_KEY_PREFIX) -> str:
     return f"{prefix}:{token_fingerprint(token)}"
 
 
+def budget_bucket_key(budget_key: str, prefix: str = DEFAULT_KEY_PREFIX) -> str:
+    """The Redis key of an account's window: ``PREFIX:budget:FINGERPRINT`` of the budget key."""
+    return f"{prefix}:budget:{token_fingerprint(budget_key)}"
+
+
 def derive_limit(calls_per_minute: float, window_seconds: float = 60.0) -> int:
     """Acquisitions allowed per window: ``floor(calls_per_minute * window_seconds / 60)``, at least 1."""
     _check_positive("calls_per_minute", calls_per_minute)
@@ -161,19 +175,22 @@ def check_url(url: str) -> str:
 
 
 class SharedLimiter:
-    """At most ``limit`` calls per rolling window across every process on one Redis and token.
+    """At most ``limit`` calls per rolling window across every process on one Redis and budget.
 
+    The budget is ``budget_key`` (an account: see the module docstring) or, if not given, ``token``.
     ``timeout`` (seconds, ``None`` for no bound) limits how long :meth:`acquire` blocks;
     ``redis_timeout`` bounds each Redis round trip and connection attempt; ``hold_seconds`` is
-    how long a permit that is never released counts as in flight (longer than any call lasts).
-    Each thread releases the permits it acquired, last first. See the module docstring.
+    how long a permit that is never released counts as in flight (longer than any call lasts);
+    ``sleep`` is how :meth:`acquire` waits; ``ceiling`` may lower the rate (calls per minute).
+    Each thread releases the permits it acquired, last first.
     """
 
     def __init__(
         self,
         url: str,
         *,
-        token: str,
+        token: str | None = None,
+        budget_key: str | None = None,
         calls_per_minute: float,
         window_seconds: float = 60.0,
         timeout: float | None = None,
@@ -181,11 +198,16 @@ class SharedLimiter:
         key_prefix: str = DEFAULT_KEY_PREFIX,
         redis_timeout: float = DEFAULT_REDIS_TIMEOUT,
         hold_seconds: float = DEFAULT_HOLD_SECONDS,
+        ceiling: Ceiling | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         url = check_url(url)
-        if not isinstance(token, str) or not token:
-            raise ValueError("the shared limiter needs the API token (to name its budget)")
-        self.limit = derive_limit(calls_per_minute, window_seconds)
+        if budget_key is not None:
+            if not isinstance(budget_key, str) or not budget_key:
+                raise ValueError("budget_key must be a non-empty string")
+        elif not isinstance(token, str) or not token:
+            raise ValueError("the shared limiter needs a budget_key or the API token (to name its budget)")
+        self.configured_limit = derive_limit(calls_per_minute, window_seconds)
         self.interval_ms = enforced_window_ms(window_seconds, margin)
         if timeout is not None and not (timeout >= 0 and math.isfinite(timeout)):
             raise ValueError(f"timeout must be None or a finite number of seconds >= 0, got {timeout!r}")
@@ -198,8 +220,15 @@ class SharedLimiter:
         self.margin = margin
         self.timeout = timeout
         self.hold_ms = math.ceil(hold_seconds * 1000)
-        self.key = bucket_key(token, key_prefix)
-        self.fingerprint = token_fingerprint(token)
+        self.ceiling = ceiling
+        self._sleep = sleep
+        if budget_key is not None:
+            self.key = budget_bucket_key(budget_key, key_prefix)
+            self.budget = f"budget {budget_key!r}"
+        else:
+            assert token is not None
+            self.key = bucket_key(token, key_prefix)
+            self.budget = f"token sha256:{token_fingerprint(token)}"
         self.url = safe_url(url)
         self._held = threading.local()
         self._redis: Redis = _connect(url, redis_timeout)
@@ -215,9 +244,17 @@ class SharedLimiter:
 
     def __repr__(self) -> str:
         return (
-            f"SharedLimiter(url={self.url!r}, token=sha256:{self.fingerprint}, limit={self.limit}, "
+            f"SharedLimiter(url={self.url!r}, {self.budget}, limit={self.limit}, "
             f"window_ms={self.interval_ms})"
         )
+
+    @property
+    def limit(self) -> int:
+        """Calls allowed per window now: the configured limit, lowered by the ceiling (at least 1)."""
+        rate = lowered(self.calls_per_minute, self.ceiling)
+        if rate >= self.calls_per_minute:
+            return self.configured_limit
+        return max(1, min(self.configured_limit, math.floor(rate * self.window_seconds / 60.0 + 1e-9)))
 
     # --- Gate ----------------------------------------------------------------------------------
 
@@ -234,18 +271,19 @@ class SharedLimiter:
         member = uuid.uuid4().hex
         try:
             while True:
-                wait = self._attempt(member)
+                limit = self.limit
+                wait = self._attempt(member, limit)
                 if wait is None:
                     self._members().append(member)
                     return time.monotonic() - start
                 wait += _RETRY_BUFFER
                 if deadline is not None and time.monotonic() + wait > deadline:
                     raise SharedLimiterTimeout(
-                        f"no permit within {self.timeout:g} s: the next free slot for token "
-                        f"sha256:{self.fingerprint} is {wait:.3f} s away ({self.limit} calls per "
-                        f"{self.interval_ms / 1000:g} s, shared through {self.url})"
+                        f"no permit within {self.timeout:g} s: the next free slot for {self.budget} is "
+                        f"{wait:.3f} s away ({limit} calls per {self.interval_ms / 1000:g} s, shared "
+                        f"through {self.url})"
                     )
-                time.sleep(wait)
+                self._sleep(wait)
         except RedisError as exc:
             raise self._unavailable(exc) from None
 
@@ -289,9 +327,9 @@ class SharedLimiter:
             members = self._held.members = []
         return members
 
-    def _attempt(self, member: str) -> float | None:
+    def _attempt(self, member: str, limit: int) -> float | None:
         """One atomic check-and-insert: ``None`` when admitted, else seconds to wait."""
-        answer = self._acquire(keys=[self.key], args=[self.limit, self.interval_ms, self.hold_ms, member])
+        answer = self._acquire(keys=[self.key], args=[limit, self.interval_ms, self.hold_ms, member])
         if not isinstance(answer, list) or len(answer) != 2:
             raise TypeError("the shared limiter needs a synchronous Redis client")
         admitted, wait_ms = (int(value) for value in answer)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -19,8 +20,14 @@ from airflow_provider_alta.config import (
     RELABELING,
     settings_from_fields,
 )
-from airflow_provider_alta.exceptions import AltaValidationError, FieldError
+from airflow_provider_alta.exceptions import (
+    AltaConfigurationError,
+    AltaRateBudgetError,
+    AltaValidationError,
+    FieldError,
+)
 from airflow_provider_alta.payload import AssistantCall, CallTransfer, build_call
+from airflow_provider_alta.rate_budget import HeaderBudget, budget_for
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -28,13 +35,21 @@ if TYPE_CHECKING:
     import requests
 
     from airflow_provider_alta.config import AltaSettings
+    from airflow_provider_alta.pacing import Gate
 
 
 class AltaHook(BaseHook):
     """Talk to the Alta API with the token and settings of an ``alta`` connection.
 
+    Every request of the hook's client (calls, reads, the connection test) passes the account's
+    one rate budget: this process's :class:`~airflow_provider_alta.rate_budget.HeaderBudget` for
+    the connection's ``budget_key`` and, when a ``rate_limiter_url`` is set, the account's shared
+    limiter in Redis (lowered to any lower rate Alta states).
+
     :param alta_conn_id: the Airflow connection id (type ``alta``).
     :param retry: how long to wait out 429s and how often to retry connects that never left.
+    :param sleep: every wait of the client (429s, full windows, the shared limiter, retries).
+    :param rate_limiter_url: a Redis URL that replaces the connection's ``rate_limiter_url``.
     """
 
     conn_name_attr = "alta_conn_id"
@@ -49,13 +64,15 @@ class AltaHook(BaseHook):
         retry: ResendPolicy | None = None,
         success_log_level: int = logging.INFO,
         sleep: Callable[[float], None] = time.sleep,
+        rate_limiter_url: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.alta_conn_id = alta_conn_id
         self.retry = retry
         self.success_log_level = success_log_level
-        self.sleep = sleep  # every wait of the client (429s, connect retries): a stop can cut it short
+        self.sleep = sleep  # every wait of the client (429s, windows, limiter): a stop can cut it short
+        self.rate_limiter_url = rate_limiter_url
 
     @cached_property
     def settings(self) -> AltaSettings:
@@ -71,15 +88,47 @@ class AltaHook(BaseHook):
             extra=conn.extra_dejson,
         )
 
+    @property
+    def rate_budget(self) -> HeaderBudget:
+        """This process's header budget for the connection's account (shared with every hook on it)."""
+        return budget_for(self.settings.budget_key)
+
     @cached_property
     def client(self) -> AltaClient:
+        """The client, gated by the account's rate budget (see the class docstring)."""
+        settings = self.settings
         return AltaClient(
-            self.settings,
+            settings,
             retry=self.retry,
             body_guard=_refuse_secrets,
             success_log_level=self.success_log_level,
             sleep=self.sleep,
+            gates=self._shared_limiter(settings),
+            budget=self.rate_budget,
         )
+
+    def _shared_limiter(self, settings: AltaSettings) -> tuple[Gate, ...]:
+        """The account's shared limiter when a Redis URL is set (here or on the connection), else none."""
+        url = self.rate_limiter_url or settings.rate_limiter_url
+        if not url:
+            return ()
+        from airflow_provider_alta.shared_limiter import SharedLimiter, SharedLimiterError
+
+        budget = self.rate_budget
+        try:
+            return (
+                SharedLimiter(
+                    url,
+                    budget_key=settings.budget_key,
+                    calls_per_minute=settings.calls_per_minute,
+                    ceiling=lambda: budget.stated_calls_per_minute,
+                    sleep=self.sleep,
+                ),
+            )
+        except SharedLimiterError as exc:
+            raise AltaRateBudgetError(str(exc)) from None
+        except (ValueError, ImportError) as exc:
+            raise AltaConfigurationError(f"rate_limiter_url: {exc}") from None
 
     def get_conn(self) -> requests.Session:
         """The one reused ``requests.Session``, with the bearer header set."""
@@ -101,6 +150,17 @@ class AltaHook(BaseHook):
         pulled in by a template or by upstream data) is refused before anything is sent.
         """
         return self.client.trigger(call)
+
+    def get_call(self, call_id: str) -> dict[str, Any]:
+        """Alta's JSON of one call (``GET /calls/{call_id}``), unmasked: the caller masks what it keeps.
+
+        Reads are retried (they change nothing); see :meth:`AltaClient.get_call` for the errors.
+        """
+        return self.client.get_call(call_id)
+
+    async def aget_call(self, call_id: str) -> dict[str, Any]:
+        """:meth:`get_call` in a worker thread, for triggers (the event loop is never blocked)."""
+        return await asyncio.to_thread(self.get_call, call_id)
 
     def trigger_assistant_call(
         self,
@@ -127,7 +187,10 @@ class AltaHook(BaseHook):
         return self.send_call(call)
 
     def test_connection(self) -> tuple[bool, str]:
-        """Check the token without placing a call (Alta must answer 400 to an empty body)."""
+        """Check the token without placing a call (Alta must answer 400 to an empty body).
+
+        The check is a request like any other: it passes the account's rate budget.
+        """
         try:
             return self.client.check_token()
         except Exception as exc:

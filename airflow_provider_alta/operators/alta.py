@@ -2,23 +2,33 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSkipException, BaseOperator
+from airflow.providers.common.compat.sdk import (
+    AirflowException,
+    AirflowFailException,
+    AirflowSkipException,
+    BaseOperator,
+)
 from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_3_PLUS
 
+from airflow_provider_alta import send_record
 from airflow_provider_alta.exceptions import AltaAPIError, AltaConfigurationError, AltaValidationError
 from airflow_provider_alta.masking import mask_email, mask_phone, mask_value, scrub_answer
-from airflow_provider_alta.operators import _common
+from airflow_provider_alta.operators import _common, _state_store
 from airflow_provider_alta.operators._common import (
     KeepsPersonalDataOut,
     datetime_trigger,
     keep_mapped_values_literal,
     masked_transfer,
 )
+from airflow_provider_alta.outcome import call_id_from, unavailable
 from airflow_provider_alta.payload import AssistantCall, build_call, merge_record
+from airflow_provider_alta.send_record import CALLED, FINAL, MAYBE_PLACED, PLACED, ProgressStore
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -54,6 +64,23 @@ class TriggerAssistantCallOperator(KeepsPersonalDataOut, BaseOperator):
     :param outside_calling_hours: ``"defer"`` (wait in the triggerer), ``"skip"`` or ``"fail"``.
     :param dry_run: validate and log the masked payload, place no call.
     :param include_phone_in_xcom: put the raw phone number in the XCom result (masked by default).
+    :param wait_for_outcome: after placing the call, wait in the triggerer until it has ended
+        (``GET /calls/{id}``); the result then has the masked ``outcome``. An answer without a call id
+        gives ``{"status": "unavailable"}`` and a warning (the call was placed; it is never placed again).
+    :param outcome_poll_interval: seconds between two reads of the call while waiting.
+    :param outcome_timeout: how long to wait for the call to end (``timedelta`` or seconds); then the
+        task fails, and a retry waits for the same call again (Airflow 3.3+).
+    :param allow_rerun_without_progress: without Airflow 3.3's task state store (or when
+        ``[state_store] clear_on_success`` erased its record), a later try refuses to call, since it
+        cannot know whether an earlier try placed the call; ``True`` calls anyway (maybe twice).
+
+    The result has the masked number, Alta's (masked) answer and its ``call_id`` (``None`` if the
+    answer had none), and with ``wait_for_outcome`` the masked ``outcome``.
+
+    Never twice: on Airflow 3.3+, a record in the task state store, keyed by whom it calls (a hash
+    of the number and the assistant), says ``sending`` before the request and how it ended after.
+    A later try or cleared re-run that finds the call placed returns the stored (masked) result; one
+    that finds ``sending`` fails without a request, as the call may have been placed.
     """
 
     template_fields: Sequence[str] = (*_PAYLOAD_FIELDS, "alta_conn_id", "default_region", "calling_hours")
@@ -85,6 +112,10 @@ class TriggerAssistantCallOperator(KeepsPersonalDataOut, BaseOperator):
         outside_calling_hours: str = "defer",
         dry_run: bool = False,
         include_phone_in_xcom: bool = False,
+        wait_for_outcome: bool = False,
+        outcome_poll_interval: float = 30.0,
+        outcome_timeout: timedelta | float = timedelta(hours=1),
+        allow_rerun_without_progress: bool = False,
         **kwargs: Any,
     ) -> None:
         if AIRFLOW_V_3_3_PLUS and kwargs.get("retry_policy") is None:
@@ -114,6 +145,10 @@ class TriggerAssistantCallOperator(KeepsPersonalDataOut, BaseOperator):
         # ``dry_run`` would shadow BaseOperator.dry_run(), which `airflow tasks test --dry-run` calls.
         self.is_dry_run = dry_run
         self.include_phone_in_xcom = include_phone_in_xcom
+        self.wait_for_outcome = wait_for_outcome
+        self.outcome_poll_interval = _positive_seconds("outcome_poll_interval", outcome_poll_interval)
+        self.outcome_timeout = timedelta(seconds=_positive_seconds("outcome_timeout", outcome_timeout))
+        self.allow_rerun_without_progress = allow_rerun_without_progress
         keep_mapped_values_literal(self, raw_task_id)
 
     @cached_property
@@ -123,11 +158,40 @@ class TriggerAssistantCallOperator(KeepsPersonalDataOut, BaseOperator):
         return AltaHook(alta_conn_id=self.alta_conn_id)
 
     def execute(self, context: Context) -> dict[str, Any]:
-        return self._attempt()
+        return self._attempt(context)
 
     def execute_complete(self, context: Context, event: Any = None) -> dict[str, Any]:
         """Resume after waiting for the calling window: check it again, then call."""
-        return self._attempt()
+        return self._attempt(context)
+
+    def execute_outcome(
+        self, context: Context, event: Any = None, placed: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Resume after waiting for the call to end: the placed result plus its masked outcome."""
+        if not isinstance(event, Mapping) or not event.get("call_id"):
+            raise AirflowException("The wait for the call's outcome ended without an event")
+        call = self.build_call()
+        call_id = str(event["call_id"])
+        status = event.get("status")
+        if status == "timeout":
+            raise AirflowException(
+                f"Call {call_id} was placed but had not ended after {self.outcome_timeout}. It is never "
+                f"placed again: {self._retry_note()}"
+            )
+        if status != "ended":
+            raise AirflowFailException(
+                f"Could not read call {call_id} ({event.get('error')}: {event.get('message')}). The "
+                "call was placed and is not placed again."
+            )
+        progress, key, by = self._record_of(context, call)
+        earlier = progress.get(key) if progress is not None else None
+        stored = _state_store.stored_result(earlier) or placed or self._result(call, "placed", masked=True)
+        result = {**stored, "call_id": call_id, "outcome": event.get("outcome")}
+        if progress is not None:
+            by = earlier.get("by", by) if isinstance(earlier, Mapping) else by
+            progress.set(key, send_record.record(CALLED, by, result=result))
+        self.log.info("Call %s ended: %s", call_id, _brief(result["outcome"]))
+        return self._shown(result, call)
 
     def _settings(self) -> AltaSettings:
         return self.hook.settings
@@ -141,20 +205,65 @@ class TriggerAssistantCallOperator(KeepsPersonalDataOut, BaseOperator):
         except (AltaValidationError, AltaConfigurationError) as exc:
             raise AirflowFailException(str(exc)) from exc
 
-    def _attempt(self) -> dict[str, Any]:
+    # Not ResumableJobMixin: it stores the job id after submitting, so a death between the two
+    # submits again (a second real call), and it resubmits after a failed job. Here "sending" is
+    # stored before the request, and a try that finds it never sends; the wait is a deferral.
+    def _attempt(self, context: Context) -> dict[str, Any]:
         call = self.build_call()
         window = _common.call_window(self.calling_hours)
-        decision = window(call) if window is not None else None
-        if decision is not None and not decision.open:
-            if self.is_dry_run:
+        if self.is_dry_run:  # a dry run never reads or writes the task state store
+            decision = window(call) if window is not None else None
+            if decision is not None and not decision.open:
                 self.log.info("Dry run: outside calling hours (%s); no call placed", decision.reason)
                 return self._result(call, "dry_run", window=decision.reason)
-            self._outside_window(decision)
-        if self.is_dry_run:
             self.log.info("Dry run: payload is valid: %s; no call placed", self._masked_payload(call))
             return self._result(call, "dry_run")
+        progress, key, attempt = self._record_of(context, call)
+        if progress is not None and _state_store.clear_on_success():
+            _state_store.warn_clear_on_success(self.log)
+        if progress is not None:
+            earlier = send_record.read_record(progress.get(key), attempt)
+            if earlier.decision == PLACED:
+                return self._already_placed(call, earlier, progress, key)
+            if earlier.decision == MAYBE_PLACED:
+                raise AirflowFailException(_state_store.maybe_placed(earlier))
+            if earlier.decision == FINAL:
+                self.log.info(
+                    "%s: Alta rejected this call (%s); nothing was placed", earlier.when, earlier.reason
+                )
+            elif earlier.state is None:
+                _state_store.check_rerun(context, self.allow_rerun_without_progress)
+        else:
+            _state_store.check_rerun(context, self.allow_rerun_without_progress)
+        decision = window(call) if window is not None else None
+        if decision is not None and not decision.open:
+            self._outside_window(decision)
+        response = self._send(call, progress, key, attempt)
+        result = self._result(
+            call, "placed", response=self._scrub(response, call), call_id=call_id_from(response)
+        )
+        if not self.wait_for_outcome:
+            return result
+        return self._follow(
+            call, self._result(call, "placed", masked=True, response=response), progress, key, attempt
+        )
+
+    def _send(self, call: AssistantCall, progress: ProgressStore | None, key: str, attempt: str) -> Any:
+        """Place the call; with a store, its record says ``sending`` before and how it ended after."""
         try:
-            response = self.hook.send_call(call)
+            if progress is None:
+                return self.hook.send_call(call)
+            return send_record.send_once(
+                progress,
+                key,
+                attempt,
+                lambda: self.hook.send_call(call),
+                keep=lambda answer: {"result": self._result(call, "placed", masked=True, response=answer)},
+            )
+        except send_record.RecordWriteError as exc:
+            if exc.sent:
+                raise AirflowFailException(f"{exc}: the call may have been placed; not retried") from exc
+            raise AirflowException(str(exc)) from exc
         except AltaAPIError as exc:
             if not exc.fails_task:
                 raise  # Airflow's retries decide (on 3.3+, AltaRetryPolicy)
@@ -162,7 +271,70 @@ class TriggerAssistantCallOperator(KeepsPersonalDataOut, BaseOperator):
             raise AirflowFailException(
                 f"{exc} This task is not retried." if maybe_placed else str(exc)
             ) from exc
-        return self._result(call, "placed", response=self._scrub(response, call))
+
+    def _follow(
+        self,
+        call: AssistantCall,
+        stored: dict[str, Any],
+        progress: ProgressStore | None,
+        key: str,
+        by: str,
+    ) -> dict[str, Any]:
+        """Wait for the placed call (``stored``: its masked result) to end: defer, or say why not."""
+        call_id = stored.get("call_id")
+        if not call_id:
+            reason = "Alta's answer carried no call id, so the call's outcome cannot be followed"
+            self.log.warning("%s. The call WAS placed and is not placed again.", reason)
+            result = {**stored, "outcome": unavailable(reason)}
+            if progress is not None:
+                progress.set(key, send_record.record(CALLED, by, result=result))
+            return self._shown(result, call)
+        from airflow_provider_alta.triggers.alta import AltaCallOutcomeTrigger
+
+        deadline = _common.now_utc() + self.outcome_timeout
+        self.log.info(
+            "Call %s placed; waiting for it to end (a read every %g s, until %s)",
+            call_id,
+            self.outcome_poll_interval,
+            deadline.isoformat(),
+        )
+        self.defer(
+            trigger=AltaCallOutcomeTrigger(
+                call_id=call_id,
+                alta_conn_id=self.alta_conn_id,
+                poll_interval=self.outcome_poll_interval,
+                deadline=deadline,
+            ),
+            method_name="execute_outcome",
+            kwargs={"placed": stored},
+        )
+
+    def _already_placed(
+        self, call: AssistantCall, earlier: send_record.Earlier, progress: ProgressStore, key: str
+    ) -> dict[str, Any]:
+        """An earlier try placed this call: its stored result, or the wait for its outcome; no request."""
+        stored = _state_store.stored_result(earlier.record) or self._result(call, "placed", masked=True)
+        by = earlier.record.get("by", "an earlier try")
+        self.log.info(
+            "This call was placed by %s (call id %s): not placing it again", by, stored.get("call_id")
+        )
+        if self.wait_for_outcome and "outcome" not in stored:
+            return self._follow(call, stored, progress, key, str(by))
+        return self._shown(stored, call)
+
+    def _record_of(self, context: Context, call: AssistantCall) -> tuple[ProgressStore | None, str, str]:
+        """The durable store (Airflow 3.3+), the record key of whom this task calls, and this try's label."""
+        key = send_record.progress_key(("call", call.assistant_id, call.phone_number))
+        attempt = f"try {_state_store.try_number(context)}"
+        return _state_store.task_state_progress(context), key, attempt
+
+    def _retry_note(self) -> str:
+        if AIRFLOW_V_3_3_PLUS:
+            return "a retry waits for this same call again."
+        return (
+            "without Airflow 3.3's task state store a retry cannot find this call, and refuses to "
+            "call unless allow_rerun_without_progress=True."
+        )
 
     def _outside_window(self, decision: WindowDecision) -> None:
         if self.outside_calling_hours == "fail":
@@ -184,15 +356,44 @@ class TriggerAssistantCallOperator(KeepsPersonalDataOut, BaseOperator):
             }
         return body
 
-    def _result(self, call: AssistantCall, status: str, **extra: Any) -> dict[str, Any]:
-        phone = call.phone_number if self.include_phone_in_xcom else mask_phone(call.phone_number)
+    def _result(
+        self, call: AssistantCall, status: str, *, masked: bool = False, **extra: Any
+    ) -> dict[str, Any]:
+        """The XCom result; ``masked``: the form kept in the store (no raw number, masked answer)."""
+        if masked and "response" in extra:
+            extra["call_id"] = call_id_from(extra["response"])
+            extra["response"] = scrub_answer(extra["response"], call.phone_number, call.email)
+        raw = self.include_phone_in_xcom and not masked
+        phone = call.phone_number if raw else mask_phone(call.phone_number)
         return {"status": status, "assistant_id": call.assistant_id, "phone_number": phone, **extra}
+
+    def _shown(self, stored: Mapping[str, Any], call: AssistantCall) -> dict[str, Any]:
+        """A stored (masked) result as XCom shows it: the raw number only with include_phone_in_xcom."""
+        result = dict(stored)
+        if self.include_phone_in_xcom:
+            result["phone_number"] = call.phone_number
+        return result
 
     def _scrub(self, value: Any, call: AssistantCall) -> Any:
         """Mask the person's number and email wherever Alta's answer echoes them."""
         if self.include_phone_in_xcom:
             return value
         return scrub_answer(value, call.phone_number, call.email)
+
+
+def _positive_seconds(name: str, value: timedelta | float) -> float:
+    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise ValueError(f"{name} must be more than 0 seconds, not {value!r}")
+    return seconds
+
+
+def _brief(outcome: Any) -> str:
+    """A short, masked line about an outcome for the log."""
+    if not isinstance(outcome, Mapping):
+        return "no outcome"
+    parts = [f"{k}={outcome[k]}" for k in ("duration", "endedAt") if k in outcome]
+    return ", ".join(parts) or str(outcome.get("status"))
 
 
 __all__ = ["TriggerAssistantCallOperator"]

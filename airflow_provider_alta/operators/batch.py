@@ -45,6 +45,7 @@ from airflow_provider_alta.operators._common import (
     masked_transfer,
     unwrap_literal,
 )
+from airflow_provider_alta.operators._state_store import TaskStateProgress
 from airflow_provider_alta.payload import AssistantCall, build_call, merge_record
 
 if TYPE_CHECKING:
@@ -59,17 +60,11 @@ Records = (
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
-class _TaskStateProgress:
-    """Progress in Airflow 3.3+'s task state store, which survives retries, restarts and clears."""
+class _TaskStateProgress(TaskStateProgress):
+    """Progress in Airflow 3.3+'s task state store, which survives retries, restarts and clears.
 
-    def __init__(self, store: Any) -> None:
-        self.store = store
-
-    def get(self, key: str) -> Any:
-        return self.store.get(key)
-
-    def set(self, key: str, value: Any) -> None:
-        self.store.set(key, value)
+    Written with ``retention=NEVER_EXPIRE`` (see ``operators/_state_store.py``).
+    """
 
 
 class BatchTriggerAssistantCallsOperator(KeepsPersonalDataOut, BaseOperator):
@@ -226,13 +221,15 @@ class BatchTriggerAssistantCallsOperator(KeepsPersonalDataOut, BaseOperator):
     def _run(self, context: Context, carried: Mapping[str, Any] | None) -> dict[str, Any]:
         progress = self._progress(context, carried)
         stopper = self._stopper = Stopper()
-        plan = self._plan(progress, stopper)
+        hook = self._hook(stopper)
+        plan = self._plan(progress, stopper, hook)
         plan.attempt = f"try {getattr(context.get('ti'), 'try_number', None) or 1}"
         try:
             with self._stop_on_signals(stopper):
                 return self._passes(context, plan, progress)
         finally:
             self._stopper = None
+            hook.close()  # its client's session and shared limiter
             for gate in plan.gates:
                 close = getattr(gate, "close", None)
                 if close is not None:
@@ -306,8 +303,7 @@ class BatchTriggerAssistantCallsOperator(KeepsPersonalDataOut, BaseOperator):
             dry_run=self.is_dry_run,
         )
 
-    def _plan(self, progress: ProgressStore, stopper: Stopper) -> Plan:
-        hook = self._hook(stopper)
+    def _plan(self, progress: ProgressStore, stopper: Stopper, hook: AltaHook) -> Plan:
         settings = None if self.is_dry_run else hook.settings
         region = _common.default_region(self, None if settings is None else lambda: settings)
         window = _common.call_window(self.calling_hours)
@@ -343,32 +339,39 @@ class BatchTriggerAssistantCallsOperator(KeepsPersonalDataOut, BaseOperator):
         from airflow_provider_alta.client import ResendPolicy
         from airflow_provider_alta.hooks.alta import AltaHook
 
-        # Short 429 waits happen inside the hook; longer ones end the pass, so the batch can defer.
-        # One INFO line per call would drown the progress lines: calls log at DEBUG here.
-        # A stop also ends the hook's 429 and connect-retry waits.
+        # Short 429 and full-window waits happen inside the hook; longer ones end the pass, so the
+        # batch can defer. One INFO line per call would drown the progress lines: calls log at DEBUG.
+        # A stop also ends the hook's waits (429s, windows, the shared limiter, connect retries).
+        # The hook's client applies the account's rate budget (and shared limiter) to every request.
         return AltaHook(
             alta_conn_id=self.alta_conn_id,
             retry=ResendPolicy(rate_limit_budget=self.defer_threshold),
             success_log_level=logging.DEBUG,
             sleep=stopper.sleep,
+            rate_limiter_url=self.rate_limiter_url,
         )
 
     def _gates(self, settings: Any, stopper: Stopper) -> tuple[Gate, ...]:
         from airflow_provider_alta.pacing import Pacer
+        from airflow_provider_alta.rate_budget import budget_for
 
+        # Only this task's even spacing; the account's shared limiter sits in the hook's client.
+        # A lower rate stated by Alta's RateLimit headers lowers this task's share of it too.
+        share = self.concurrent_tasks
         rate = self.calls_per_minute or settings.calls_per_minute
-        gates: list[Gate] = [Pacer(rate / self.concurrent_tasks, sleep=stopper.sleep)]
-        url = self.rate_limiter_url or settings.rate_limiter_url
-        if url:
-            from airflow_provider_alta.shared_limiter import SharedLimiter
+        budget = budget_for(settings.budget_key)
 
-            gates.append(SharedLimiter(url, token=settings.token, calls_per_minute=settings.calls_per_minute))
+        def ceiling() -> float | None:
+            stated = budget.stated_calls_per_minute
+            return None if stated is None else stated / share
+
+        url = self.rate_limiter_url or settings.rate_limiter_url
         self.log.info(
             "Alta batch: pacing at %.1f calls/min%s",
-            rate / self.concurrent_tasks,
+            budget.effective_calls_per_minute(rate) / share,
             " + shared limiter" if url else "",
         )
-        return tuple(gates)
+        return (Pacer(rate / share, sleep=stopper.sleep, ceiling=ceiling),)
 
     def _records(self) -> Iterable[Any]:
         """The records; a callable that raises becomes a source that raises (reported, not a crash)."""

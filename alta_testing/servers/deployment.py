@@ -327,6 +327,15 @@ class AirflowStack(ServerProcess):
         value = self._ok("GET", path + "?deserialize=true")["value"]
         return json.loads(value) if isinstance(value, str) and value[:1] in "[{" else value
 
+    def clear(self, dag_id: str, run_id: str, task_ids: Sequence[str], *, downstream: bool = False) -> None:
+        """Clear tasks of a finished run (as the UI's Clear does, optionally with their downstream)."""
+        self._ok(
+            "POST",
+            f"/api/v2/dags/{dag_id}/clearTaskInstances",
+            {"dry_run": False, "dag_run_id": run_id, "task_ids": list(task_ids), "only_failed": False,
+             "reset_dag_runs": True, "include_downstream": downstream},
+        )  # fmt: skip
+
     def rerun_task(self, dag_id: str, run_id: str, task_id: str) -> tuple[str, dict[str, Any]]:
         """Clear one finished task (as the UI's Clear does) and wait for the scheduler to run it again.
 

@@ -25,6 +25,7 @@ from airflow_provider_alta.exceptions import (
     AltaValidationError,
 )
 from airflow_provider_alta.payload import build_call
+from airflow_provider_alta.rate_budget import HeaderBudget
 from alta_testing.servers.loopback import (
     RawServer,
     answer,
@@ -52,9 +53,13 @@ class Sleeps(list[float]):
 
 
 def client_for(url: str, *, timeout=(2.0, 5.0), sleeps: Sleeps | None = None, **policy) -> AltaClient:
+    """A client with its own header budget: the session's one test server is not one account."""
     settings = AltaSettings(base_url=url, token=TOKEN, timeout=timeout)
     return AltaClient(
-        settings, retry=ResendPolicy(**policy), sleep=sleeps if sleeps is not None else Sleeps()
+        settings,
+        retry=ResendPolicy(**policy),
+        sleep=sleeps if sleeps is not None else Sleeps(),
+        budget=HeaderBudget(),
     )
 
 

@@ -23,6 +23,7 @@ EXAMPLE_DAGS = {
     "example_alta_new_leads_producer",
     "example_alta_call_new_leads",
     "example_alta_bulk_campaign",
+    "example_alta_call_outcome",
 }
 PARSE = """
 import json, sys
@@ -81,6 +82,56 @@ def test_single_call_example(airflow_env: AirflowEnv, sandbox):
     assert body["timezone"] == "America/New_York"
     assert body["data"]["source"] == "airflow"
     assert body["data"]["run_id"].startswith("manual__")
+
+
+@pytest.mark.parametrize(
+    ("summary", "branch", "skipped"),
+    [
+        (
+            "Ada asked for a follow-up call next week; call her on +1 202 555 0143.",
+            "create_crm_task",
+            "log_outcome",
+        ),
+        ("Ada is not interested; no follow-up is needed.", "log_outcome", "create_crm_task"),
+    ],
+)
+def test_call_outcome_example_branches_on_the_summary(
+    airflow_env: AirflowEnv, alta_sandbox_factory, summary, branch, skipped
+):
+    """Place, defer until the call has ended (a compressed lifecycle), branch on its masked summary."""
+    sandbox = alta_sandbox_factory(token=TOKEN, rate_limit=None, call_start_delay=0, call_duration=0)
+    conf = {"calling_hours": "off", "data": {"notes": "demo", "sandbox_summary": summary}}
+    result = dags_test(airflow_env, sandbox, "example_alta_call_outcome", conf)
+    (body,) = bodies(sandbox)
+    assert body["phoneNumber"] == "+12025550143"
+    assert sandbox.stats()["gets"] >= 1  # the outcome was read back
+    states = dict(
+        sqlite3.connect(airflow_env.home / "airflow.db").execute(
+            "SELECT task_id, state FROM task_instance WHERE dag_id = 'example_alta_call_outcome' "
+            "AND run_id = (SELECT run_id FROM dag_run WHERE dag_id = 'example_alta_call_outcome' "
+            "ORDER BY id DESC LIMIT 1)"
+        )
+    )
+    assert states["call"] == states[branch] == "success"
+    assert states[skipped] == "skipped"
+    output = result.stdout + result.stderr
+    assert "2025550143" not in output  # the summary's number is masked in every log line
+    if branch == "create_crm_task":
+        assert "CRM task created: follow-up for call" in output
+    if AIRFLOW_V_3_3_PLUS:  # the call's record: keyed by a hash, masked, with the outcome, never expiring
+        db = sqlite3.connect(airflow_env.home / "airflow.db")
+        ((key, value, expires_at),) = db.execute(
+            "SELECT key, value, expires_at FROM task_state_store WHERE dag_id = 'example_alta_call_outcome' "
+            "AND run_id = (SELECT run_id FROM dag_run WHERE dag_id = 'example_alta_call_outcome' "
+            "ORDER BY id DESC LIMIT 1)"
+        ).fetchall()
+        record = json.loads(value)
+        assert key.startswith("alta:")
+        assert expires_at is None
+        assert record["state"] == "called"
+        assert record["result"]["outcome"]["status"] == "ended"
+        assert record["result"]["call_id"] == record["result"]["outcome"]["id"]
+        assert "2025550143" not in value
 
 
 def test_leads_pipeline_calls_every_valid_lead_exactly_once(airflow_env: AirflowEnv, sandbox):
@@ -170,8 +221,9 @@ def test_a_batch_defers_through_a_long_429_and_resumes_without_resending(airflow
     if AIRFLOW_V_3_3_PLUS:  # progress went through Airflow's task state store: one row per person
         db = sqlite3.connect(airflow_env.home / "airflow.db")
         rows = db.execute(
-            "SELECT key, value FROM task_state_store WHERE dag_id = 'alta_test_batch_defer'"
+            "SELECT key, value, expires_at FROM task_state_store WHERE dag_id = 'alta_test_batch_defer'"
         ).fetchall()
         assert len(rows) == 10
-        assert {json.loads(value)["state"] for _, value in rows} == {"called"}
-        assert all(key.startswith("alta:") and "555" not in key for key, _ in rows)
+        assert {json.loads(value)["state"] for _, value, _ in rows} == {"called"}
+        assert all(key.startswith("alta:") and "555" not in key for key, _, _ in rows)
+        assert {expires_at for _, _, expires_at in rows} == {None}  # NEVER_EXPIRE: no 30-day expiry

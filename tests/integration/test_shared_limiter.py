@@ -27,6 +27,7 @@ from airflow_provider_alta.shared_limiter import (
     SharedLimiterTimeout,
     SharedLimiterUnavailable,
     bucket_key,
+    budget_bucket_key,
     token_fingerprint,
 )
 from alta_testing.data.campaign_checks import max_in_window
@@ -288,7 +289,8 @@ def _call_in_process(
 
 def test_three_processes_placing_calls_never_draw_a_429(redis_url):
     token, per_process = new_token(), 20
-    with AltaSandbox(token=token, rate_limit=f"{LIMIT}/{WINDOW:g}") as sandbox:
+    # No RateLimit-* headers: the limiter alone must keep the three processes under the limit.
+    with AltaSandbox(token=token, rate_limit=f"{LIMIT}/{WINDOW:g}", ratelimit_headers=False) as sandbox:
         args = [(redis_url, sandbox.url, token, index, per_process) for index in range(3)]
         results = run_processes(_call_in_process, args)
         stats = sandbox.stats()
@@ -324,7 +326,7 @@ def test_a_call_that_reaches_alta_late_cannot_tip_the_window_over(redis_url):
             {"assistant_id": "asst_late", "name": "Test Person", "phone_number": f"+1 202 555 01{number:02d}"}
         )
 
-    with AltaSandbox(token=token, rate_limit=f"{limit}/{window:g}") as sandbox:
+    with AltaSandbox(token=token, rate_limit=f"{limit}/{window:g}", ratelimit_headers=False) as sandbox:
         settings = AltaSettings(base_url=sandbox.url, token=token)
         permit_taken = threading.Event()
         errors: list[BaseException] = []
@@ -356,3 +358,149 @@ def test_a_call_that_reaches_alta_late_cannot_tip_the_window_over(redis_url):
         stats = sandbox.stats()
     assert not errors, errors
     assert stats["responses"] == {"200": 2 * limit + 1}, stats["responses"]
+
+
+# --- one budget per account, applied by the client to every request ----------------------------
+
+
+def account_settings(url: str, token: str, account: str) -> AltaSettings:
+    return AltaSettings(base_url=url, token=token, account=account)
+
+
+def test_two_tokens_of_one_account_share_one_window(redis_url):
+    account = f"acme-{uuid.uuid4().hex[:8]}"
+    first = account_settings("https://api.altahq.com/v1", new_token(), account)
+    second = account_settings("https://api.altahq.com/v1", new_token(), account.upper())
+    assert first.budget_key == second.budget_key
+
+    def gate(settings: AltaSettings) -> SharedLimiter:
+        return SharedLimiter(
+            redis_url, budget_key=settings.budget_key, calls_per_minute=30, window_seconds=10, timeout=0.5
+        )
+
+    with gate(first) as a, gate(second) as b:
+        assert a.key == b.key == budget_bucket_key(first.budget_key)
+        for _ in range(3):
+            take(a)
+        for _ in range(2):
+            take(b)
+        for full in (a, b):  # 5 per 10 s for the account, whichever token asks
+            with pytest.raises(SharedLimiterTimeout, match=r"no permit within 0\.5 s"):
+                full.acquire()
+    client = redis.Redis.from_url(redis_url)
+    try:
+        keys = [key.decode() for key in client.keys("*")]
+    finally:
+        client.close()
+    assert budget_bucket_key(first.budget_key) in keys
+    assert not any(first.token in key or second.token in key or account in key for key in keys)
+
+
+def test_a_ceiling_lowers_the_limit_while_it_is_lower(redis_url):
+    ceiling: list[float | None] = [None]
+    with limiter(redis_url, new_token(), timeout=0.3, ceiling=lambda: ceiling[0]) as gate:
+        assert gate.limit == LIMIT
+        ceiling[0] = PER_MINUTE / 2  # Alta stated half the configured rate
+        assert gate.limit == LIMIT // 2
+        for _ in range(LIMIT // 2):
+            take(gate)
+        with pytest.raises(SharedLimiterTimeout):
+            gate.acquire()
+        ceiling[0] = PER_MINUTE * 10  # a higher stated rate never raises it
+        assert gate.limit == LIMIT
+        ceiling[0] = 0.001  # never below one call per window
+        assert gate.limit == 1
+
+
+def test_calls_reads_and_the_token_check_each_take_a_permit(redis_url):
+    token = new_token()
+    with AltaSandbox(token=token, rate_limit=None) as sandbox:
+        settings = AltaSettings(base_url=sandbox.url, token=token, account=f"acme-{uuid.uuid4().hex[:8]}")
+        gate = SharedLimiter(redis_url, budget_key=settings.budget_key, calls_per_minute=PER_MINUTE)
+        with AltaClient(settings, gates=[gate]) as client:
+            placed = client.trigger(
+                build_call({"assistant_id": "a", "name": "N", "phone_number": "+12025550143"})
+            )
+            assert client.get_call(placed["id"])["id"] == placed["id"]
+            assert client.check_token()[0] is True
+        store = redis.Redis.from_url(redis_url)
+        try:
+            assert store.zcard(budget_bucket_key(settings.budget_key)) == 3
+        finally:
+            store.close()
+        assert sandbox.stats()["requests"] == 3
+
+
+def test_redis_going_down_inside_the_client_sends_nothing(redis_url):
+    from airflow_provider_alta.exceptions import NOT_REACHED, AltaRateBudgetError
+
+    token = new_token()
+    server = redis_server.RedisServer().start()
+    try:
+        with AltaSandbox(token=token, rate_limit=None) as sandbox:
+            settings = AltaSettings(base_url=sandbox.url, token=token)
+            gate = SharedLimiter(server.url, budget_key=settings.budget_key, calls_per_minute=100)
+            client = AltaClient(settings, gates=[gate])
+            server.kill()
+            call = build_call({"assistant_id": "a", "name": "N", "phone_number": "+12025550143"})
+            with pytest.raises(AltaRateBudgetError, match="no call was sent") as info:
+                client.trigger(call)
+            assert (info.value.task_retry, info.value.batch_state, info.value.stops_batch) == (
+                True,
+                NOT_REACHED,
+                True,
+            )
+            with pytest.raises(AltaRateBudgetError):
+                client.get_call("any-id")
+            ok, message = client.check_token()
+            assert not ok
+            assert "shared rate limiter failed" in message
+            client.close()
+            assert sandbox.stats()["requests"] == 0
+    finally:
+        server.stop()
+
+
+def _call_through_client_in_process(
+    url: str, api_url: str, token: str, index: int, count: int, barrier: Any, out: Any
+) -> None:
+    try:
+        settings = AltaSettings(base_url=api_url, token=token, account="shared")
+        gate = SharedLimiter(
+            url,
+            budget_key=settings.budget_key,
+            calls_per_minute=PER_MINUTE,
+            window_seconds=WINDOW,
+            margin=MARGIN,
+        )
+        # The client applies the limiter to every request and reads the sandbox's RateLimit headers;
+        # a 429 would be waited out, so the sandbox's count of 429s is what the test checks.
+        with AltaClient(settings, gates=[gate], retry=ResendPolicy(rate_limit_budget=30)) as client:
+            barrier.wait(10)
+            for number in range(count):
+                call = build_call(
+                    {
+                        "assistant_id": "asst_shared_limiter_test",
+                        "name": f"Test Person {index}-{number}",
+                        "phone_number": f"+1 202 555 01{index * count + number:02d}",
+                    }
+                )
+                client.trigger(call)
+        out.put((os.getpid(), [number for number in range(count)]))
+    except BaseException as exc:
+        out.put((os.getpid(), repr(exc)))
+        raise
+
+
+def test_three_processes_with_rate_headers_on_draw_no_429(redis_url):
+    """The limiter in the client, with the headers read too: the two never fight into a 429."""
+    tokens = [new_token() for _ in range(3)]
+    per_process = 15
+    with AltaSandbox(accounts={"shared": tokens}, rate_limit=f"{LIMIT}/{WINDOW:g}") as sandbox:
+        args = [(redis_url, sandbox.url, tokens[index], index, per_process) for index in range(3)]
+        run_processes(_call_through_client_in_process, args)
+        stats = sandbox.stats()
+        journal = sandbox.calls()
+    assert stats["responses"] == {"200": 3 * per_process}, stats["responses"]
+    arrivals = [datetime.fromisoformat(record["received_at"]).timestamp() for record in journal]
+    assert max_in_window(arrivals, WINDOW) <= LIMIT

@@ -18,12 +18,13 @@ PACKAGE_DIR = Path(airflow_provider_alta.__file__).resolve().parent
 REPO = PACKAGE_DIR.parent
 
 # The Airflow adapters; every other module of the package is the pure core.
-ADAPTERS = ("hooks", "operators", "triggers", "get_provider_info")
+ADAPTERS = ("hooks", "operators", "sensors", "triggers", "get_provider_info")
 # Besides the pure core and itself, what each adapter may import.
 ADAPTER_MAY_IMPORT = {
     "hooks": set(),
     "operators": {"hooks", "triggers"},
-    "triggers": set(),
+    "sensors": {"hooks", "triggers"},
+    "triggers": {"hooks"},
     "get_provider_info": set(),
 }
 # Adapters that must import without Airflow too: Airflow's providers manager reads them first.

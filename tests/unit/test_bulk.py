@@ -44,6 +44,7 @@ from airflow_provider_alta.exceptions import (
     AltaValidationError,
 )
 from airflow_provider_alta.payload import build_call, merge_record
+from airflow_provider_alta.send_record import RecordWriteError
 from alta_testing.data.odd_records import Unprintable, deep
 from alta_testing.data.odd_records import looped as self_referencing
 
@@ -146,6 +147,30 @@ def test_a_resumed_pass_never_resends():
     assert states == [CALLED, AMBIGUOUS, AMBIGUOUS, CALLED, CALLED]
     assert "may have been placed" in result.outcomes["1"]["reason"]
     assert result.outcomes["2"]["reason"] == "read timeout (an earlier try)"
+
+
+def test_a_record_it_cannot_read_is_reported_ambiguous_and_never_sent():
+    """A progress record the store garbled may hide a placed call (send_record.read_record)."""
+    progress = MemoryProgress(
+        {progress_key("+12025550001"): "garbled", progress_key("+12025550002"): {"state": "who knows"}}
+    )
+    alta = Alta()
+    result = run_pass([lead(1), lead(2), lead(3)], plan(alta, progress))
+    assert alta.sent == ["+12025550003"]
+    assert [result.outcomes[str(i)]["state"] for i in range(3)] == [AMBIGUOUS, AMBIGUOUS, CALLED]
+    assert "may have been placed" in result.outcomes["0"]["reason"]
+    assert result.total == result.done == 3
+
+
+def test_a_store_that_cannot_record_sending_ends_the_pass_before_the_send():
+    class Locked(MemoryProgress):
+        def set(self, key, value):
+            raise OSError("database is locked")
+
+    alta = Alta()
+    with pytest.raises(RecordWriteError, match="nothing was sent"):
+        run_pass([lead(1)], plan(alta, Locked()))
+    assert alta.sent == []
 
 
 def test_connection_failure_stops_the_pass_and_the_rest_is_not_reached():

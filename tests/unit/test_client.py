@@ -63,11 +63,12 @@ def test_every_wait_is_finite_and_bounded(header, message, wait):
 
 
 def test_an_interim_status_that_reaches_the_client_is_ambiguous_never_a_rejection():
-    from airflow_provider_alta.client import _Answer, _error_for
+    from airflow_provider_alta.answers import error_for_call
     from airflow_provider_alta.exceptions import AltaAmbiguousOutcomeError
+    from airflow_provider_alta.transport import Answer
 
     for status in (100, 101, 102, 103, 199):
-        error = _error_for(_Answer(status, {}, None, b""))
+        error = error_for_call(Answer(status, {}, None, b""))
         assert isinstance(error, AltaAmbiguousOutcomeError), status
         assert "may have been placed" in error.message
         assert error.status == status
@@ -77,9 +78,9 @@ def test_an_interim_status_that_reaches_the_client_is_ambiguous_never_a_rejectio
     ("status", "interim"), [(100, True), (102, True), (103, True), (101, False), (200, False)]
 )
 def test_which_statuses_are_skipped_as_interim(status, interim):
-    from airflow_provider_alta.client import _is_interim
+    from airflow_provider_alta.transport import is_interim
 
-    assert _is_interim(status) is interim
+    assert is_interim(status) is interim
 
 
 def test_answers_are_bounded_by_default():
@@ -95,7 +96,7 @@ def test_the_deadline_reader_gives_up_once_the_deadline_passed_and_restores_the_
     import socket
     import time
 
-    from airflow_provider_alta.client import _DeadlineReader
+    from airflow_provider_alta.transport import _DeadlineReader
 
     left, right = socket.socketpair()
     with left, right:
@@ -117,7 +118,7 @@ def test_the_deadline_shortens_a_read_that_would_wait_for_the_read_timeout():
     import socket
     import time
 
-    from airflow_provider_alta.client import _DeadlineReader
+    from airflow_provider_alta.transport import _DeadlineReader
 
     left, right = socket.socketpair()
     with left, right:
@@ -137,6 +138,7 @@ def test_the_deadline_shortens_a_read_that_would_wait_for_the_read_timeout():
         {"answer_deadline": math.nan},
         {"answer_deadline": math.inf},
         {"max_answer_bytes": 0},
+        {"read_retries": -1},
     ],
 )
 def test_answer_bounds_must_be_usable(policy):
@@ -144,3 +146,64 @@ def test_answer_bounds_must_be_usable(policy):
 
     with pytest.raises(ValueError, match=next(iter(policy))):
         ResendPolicy(**policy)
+
+
+# --- what a read's answer means, and the new outcomes ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [
+        (401, "AltaAuthenticationError"),
+        (404, "AltaNotFoundError"),
+        (403, "AltaAPIError"),
+        (418, "AltaAPIError"),
+    ],
+)
+def test_a_read_answer_maps_to_one_error(status, error):
+    from airflow_provider_alta.answers import error_for_read
+    from airflow_provider_alta.transport import Answer
+
+    body = {"error": "E", "message": "about +12025550143"}
+    got = error_for_read(Answer(status, {}, body, b"{}"), "read of call c1")
+    assert type(got).__name__ == error
+    assert (got.status, got.error) == (status, "E")
+    assert "5550143" not in str(got)  # masked
+
+
+@pytest.mark.parametrize("name", ["AltaRateBudgetError", "AltaNotFoundError", "AltaReadError"])
+def test_the_new_outcomes_follow_the_table_rules(name):
+    from airflow_provider_alta import bulk, exceptions
+
+    error = getattr(exceptions, name)("x")
+    assert error.placed is False
+    assert error.batch_state in bulk.FAILURES
+    if error.task_retry:
+        assert error.batch_state == exceptions.NOT_REACHED
+        assert not error.fails_task
+    if error.stops_batch:
+        assert error.stop_reason
+    assert name in exceptions.__doc__  # listed in the module's table
+
+
+def test_a_rate_budget_failure_is_a_retryable_not_reached_stop():
+    from airflow_provider_alta.exceptions import NOT_REACHED, AltaRateBudgetError
+
+    error = AltaRateBudgetError("shared rate limiter: Redis at redis://127.0.0.1:1/0 failed")
+    assert (error.task_retry, error.fails_task, error.batch_state, error.stops_batch) == (
+        True,
+        False,
+        NOT_REACHED,
+        True,
+    )
+    assert "rate limiter failed" in error.stop_reason
+
+
+def test_the_client_module_keeps_its_public_names():
+    """Moved to rate_budget / transport; still importable from client (the fault suite uses them)."""
+    from airflow_provider_alta import client, rate_budget, transport
+
+    assert client.MIN_RATE_LIMIT_WAIT is rate_budget.MIN_RATE_LIMIT_WAIT
+    assert client.retry_after_seconds is rate_budget.retry_after_seconds
+    assert client.never_sent is transport.never_sent
+    assert client.MAX_ANSWER_BYTES == transport.MAX_ANSWER_BYTES

@@ -8,12 +8,14 @@ from airflow_provider_alta.config import (
     DEFAULT_BASE_URL,
     EXTRA_FIELDS,
     is_loopback,
+    parse_account,
     parse_calls_per_minute,
     parse_timeout,
+    quote_call_id,
     resolve_base_url,
     settings_from_fields,
 )
-from airflow_provider_alta.exceptions import AltaConfigurationError
+from airflow_provider_alta.exceptions import AltaConfigurationError, AltaValidationError
 
 
 @pytest.mark.parametrize(
@@ -262,9 +264,9 @@ def test_a_url_urllib3_reads_differently_is_refused(monkeypatch):
     """The last word is urllib3's: should it ever read a URL otherwise, the URL is refused."""
     from urllib3.util import parse_url
 
-    from airflow_provider_alta import config
+    from airflow_provider_alta import base_url
 
-    monkeypatch.setattr(config, "parse_url", lambda url: parse_url(url.replace("127.0.0.1", "127.0.0.2")))
+    monkeypatch.setattr(base_url, "parse_url", lambda url: parse_url(url.replace("127.0.0.1", "127.0.0.2")))
     with pytest.raises(AltaConfigurationError, match="read differently by urllib3"):
         resolve_base_url("http://127.0.0.1:8080/v1")
 
@@ -348,3 +350,107 @@ def test_settings_read_only_the_extras_of_the_connection_form():
     settings_from_fields(host=None, password="t", extra=extra)
     names = {f.name for f in EXTRA_FIELDS}
     assert set(extra.read) == names | {f"extra__alta__{name}" for name in names}
+
+
+# --- the account, the rate budget's name, a call's URL --------------------------------------------
+
+
+def test_the_account_is_a_form_field_with_its_own_description():
+    (account,) = [f for f in EXTRA_FIELDS if f.name == "account"]
+    assert account.type == "string"
+    assert "share" in account.description  # says what naming an account does
+    assert account.schema == {"maxLength": 64}
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (None, None),
+        ("", None),
+        ("   ", None),
+        (" Acme Corp ", "Acme Corp"),
+        ("équipe-7", "équipe-7"),
+        (42, "42"),
+    ],
+)
+def test_parse_account(value, expected):
+    assert parse_account(value) == expected
+
+
+@pytest.mark.parametrize(
+    "bad", ["a" * 65, "acme\nprod", "acme\x00", "tab\there", True, 1.5, ["acme"], {"a": 1}]
+)
+def test_bad_accounts_are_refused(bad):
+    with pytest.raises(AltaConfigurationError, match="account"):
+        parse_account(bad)
+
+
+def _settings(host: str = "https://api.altahq.com/v1", account: str | None = None, token: str = "t"):
+    extra = {} if account is None else {"account": account}
+    return settings_from_fields(host=host, password=token, extra=extra)
+
+
+def test_the_budget_belongs_to_the_host_and_the_account_never_the_token():
+    one = _settings(account="Acme", token="token-one")
+    assert one.account == "Acme"
+    assert one.budget_key == "api.altahq.com:443 account=acme"
+    # two tokens of one account: one budget; the account is compared without case or extra spaces
+    assert _settings(account="  ACME ", token="token-two").budget_key == one.budget_key
+    assert _settings(host="https://api.altahq.com:443/v1", account="acme").budget_key == one.budget_key
+    assert "token-one" not in one.budget_key
+    assert _settings(account="Other").budget_key != one.budget_key
+    assert _settings(host="https://eu.altahq.com/v1", account="Acme").budget_key != one.budget_key
+
+
+def test_without_an_account_every_connection_to_one_host_shares_one_budget():
+    first, second = _settings(token="a"), _settings(token="b", host="api.altahq.com")
+    assert first.account is None
+    assert first.budget_key == second.budget_key == "api.altahq.com:443"
+    assert _settings(host="http://127.0.0.1:8080/v1").budget_key == "127.0.0.1:8080"
+    assert _settings(host="http://127.0.0.1:8081/v1").budget_key == "127.0.0.1:8081"
+    assert _settings(host="http://localhost/v1").budget_key == "localhost:80"
+
+
+def test_an_account_shows_in_the_settings_repr_but_the_token_does_not():
+    text = repr(_settings(account="acme", token="s3cr3t-token"))
+    assert "account='acme'" in text
+    assert "s3cr3t" not in text
+
+
+@pytest.mark.parametrize(
+    ("call_id", "path"),
+    [
+        ("0b7c1f9e-2d3a-4c5b-8e6f-7a8b9c0d1e2f", "0b7c1f9e-2d3a-4c5b-8e6f-7a8b9c0d1e2f"),
+        ("a/b", "a%2Fb"),  # one path segment, never two
+        ("../admin", "..%2Fadmin"),
+        ("a?b#c", "a%3Fb%23c"),
+        ("100%", "100%25"),
+        ("x y", "x%20y"),
+        ("é", "%C3%A9"),
+        ("...", "..."),
+        ("c" * 200, "c" * 200),
+    ],
+)
+def test_a_calls_url_quotes_its_id_as_one_segment(call_id, path):
+    assert _settings().call_url(call_id) == f"https://api.altahq.com/v1/calls/{path}"
+    assert quote_call_id(call_id) == path
+
+
+@pytest.mark.parametrize(
+    ("call_id", "rule"),
+    [
+        ("", "non-empty"),
+        (None, "non-empty"),
+        (123, "non-empty"),
+        ("c" * 201, "at most 200"),
+        ("abc\n", "control characters"),
+        ("a\x00b", "control characters"),
+        ("a\u2028b", "control characters"),
+        (".", r"\. or \.\."),
+        ("..", r"\. or \.\."),
+    ],
+)
+def test_an_unusable_call_id_is_refused_before_any_request(call_id, rule):
+    with pytest.raises(AltaValidationError, match=rule) as info:
+        _settings().call_url(call_id)
+    assert [e.field for e in info.value.errors] == ["call_id"]

@@ -30,7 +30,13 @@ def test_connection_type_entry():
     assert conn["connection-type"] == "alta"
     assert conn["hook-class-name"] == "airflow_provider_alta.hooks.alta.AltaHook"
     assert conn["hook-name"] == "Alta"
-    assert set(conn["conn-fields"]) == {"timeout", "default_region", "calls_per_minute", "rate_limiter_url"}
+    assert set(conn["conn-fields"]) == {
+        "timeout",
+        "default_region",
+        "calls_per_minute",
+        "rate_limiter_url",
+        "account",
+    }
 
 
 def test_conn_fields_are_the_connection_form_table():
@@ -48,9 +54,13 @@ def test_every_listed_module_imports_and_the_batch_operator_is_listed():
 
     info = get_provider_info()
     modules = [
-        m for kind in ("hooks", "operators", "triggers") for e in info[kind] for m in e["python-modules"]
+        m
+        for kind in ("hooks", "operators", "sensors", "triggers")
+        for e in info[kind]
+        for m in e["python-modules"]
     ]
     assert "airflow_provider_alta.operators.batch" in modules
+    assert "airflow_provider_alta.sensors.alta" in modules
     for module in modules:
         importlib.import_module(module)
     batch = importlib.import_module("airflow_provider_alta.operators.batch")

@@ -16,6 +16,7 @@ from airflow_provider_alta.shared_limiter import (
     SharedLimiterTimeout,
     SharedLimiterUnavailable,
     bucket_key,
+    budget_bucket_key,
     derive_limit,
     enforced_window_ms,
     safe_url,
@@ -85,6 +86,18 @@ def test_key_is_the_token_fingerprint_never_the_token():
     assert bucket_key("other-token") != bucket_key(TOKEN)
 
 
+def test_an_accounts_key_is_a_fingerprint_of_its_budget_key_apart_from_token_keys():
+    from airflow_provider_alta.config import AltaSettings
+
+    settings = AltaSettings(base_url="https://api.altahq.com/v1", token=TOKEN, account="Acme")
+    key = budget_bucket_key(settings.budget_key)
+    assert key == f"alta:ratelimit:budget:{token_fingerprint(settings.budget_key)}"
+    assert TOKEN not in key
+    assert "acme" not in key.lower()
+    assert key != bucket_key(settings.budget_key)  # never the same Redis key as a token's window
+    assert budget_bucket_key(settings.budget_key, "team-a").startswith("team-a:budget:")
+
+
 def test_urls_in_messages_lose_their_credentials():
     assert safe_url("redis://user:pa55word@10.0.0.5:6380/2") == "redis://10.0.0.5:6380/2"
     assert safe_url("rediss://:pa55word@cache.internal/0") == "rediss://cache.internal/0"
@@ -103,7 +116,9 @@ def test_urls_in_messages_lose_their_credentials():
         ({"margin": 1}, "margin must be in"),
         ({"timeout": -1}, "timeout must be None or"),
         ({"timeout": math.inf}, "timeout must be None or"),
-        ({"token": ""}, "needs the API token"),
+        ({"token": ""}, "needs a budget_key or the API token"),
+        ({"token": None}, "needs a budget_key or the API token"),
+        ({"budget_key": ""}, "budget_key must be a non-empty string"),
         ({"redis_timeout": 0}, "redis_timeout must be a positive number"),
         ({"key_prefix": ""}, "key_prefix must not be empty"),
     ],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 
 import pytest
 from pytest_httpserver import HTTPServer
@@ -156,4 +157,112 @@ def test_an_ambiguous_host_is_a_configuration_error_before_any_request(
     ok, message = AltaHook().test_connection()
     assert not ok
     assert rule in message
+    assert httpserver.log == []
+
+
+# --- reading calls, and the account's one rate budget --------------------------------------------------
+
+CALL_ID = "0b7c1f9e-2d3a-4c5b-8e6f-7a8b9c0d1e2f"
+
+
+def test_get_call_and_aget_call_read_the_call_unmasked(httpserver: HTTPServer, hook: AltaHook):
+    import asyncio
+
+    the_call = {"id": CALL_ID, "objectType": "call", "to": "+12025550143", "callType": "outbound"}
+    httpserver.expect_request(f"/v1/calls/{CALL_ID}", method="GET").respond_with_json(the_call)
+    assert hook.get_call(CALL_ID) == the_call
+    assert asyncio.run(hook.aget_call(CALL_ID)) == the_call
+    assert [r.headers["Authorization"] for r, _ in httpserver.log] == [f"Bearer {TOKEN}"] * 2
+
+
+def test_aget_call_raises_what_get_call_raises(httpserver: HTTPServer, hook: AltaHook):
+    import asyncio
+
+    from airflow_provider_alta.exceptions import AltaNotFoundError
+
+    httpserver.expect_request(f"/v1/calls/{CALL_ID}").respond_with_json(
+        {"error": "NotFound", "message": "Call not found"}, status=404
+    )
+    with pytest.raises(AltaNotFoundError, match="Call not found"):
+        asyncio.run(hook.aget_call(CALL_ID))
+    assert len(httpserver.log) == 1
+
+
+def _account_connection(monkeypatch, conn_id: str, url: str, token: str, **extra) -> AltaHook:
+    from alta_testing.environment import alta_connection
+
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", alta_connection(url, token, **extra))
+    return AltaHook(conn_id)
+
+
+def test_the_connection_test_passes_the_accounts_budget(alta_sandbox_factory, monkeypatch):
+    """Another hook of the account spent the window: the test says so and sends nothing."""
+    sandbox = alta_sandbox_factory(accounts={"acme": ["tok_hook_one", "tok_hook_two"]}, rate_limit="1/60")
+    calling = _account_connection(monkeypatch, "alta_one", sandbox.url, "tok_hook_one", account="acme")
+    testing = _account_connection(monkeypatch, "alta_two", sandbox.url, "tok_hook_two", account="Acme")
+    calling.trigger_assistant_call(assistant_id="a", name="B", phone_number="+12025550143")
+    ok, message = testing.test_connection()
+    assert not ok
+    assert "rate limit for this account is spent" in message
+    assert sandbox.stats()["requests"] == 1
+
+
+@pytest.fixture(scope="module")
+def redis_url():
+    from alta_testing.servers import redis_server
+
+    server = redis_server.RedisServer().start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+def test_two_tokens_of_one_account_share_the_shared_limiter(alta_sandbox_factory, monkeypatch, redis_url):
+    """Three permits a minute for the account: the fourth request waits, whichever token sends it."""
+    from airflow_provider_alta.bulk import Stopper, StopRequested
+
+    account = f"acme-{uuid.uuid4().hex[:8]}"
+    sandbox = alta_sandbox_factory(accounts={account: ["tok_lim_one", "tok_lim_two"]}, rate_limit=None)
+    options = {"account": account, "rate_limiter_url": redis_url, "calls_per_minute": 3}
+    one = _account_connection(monkeypatch, "alta_lim_one", sandbox.url, "tok_lim_one", **options)
+    two = _account_connection(monkeypatch, "alta_lim_two", sandbox.url, "tok_lim_two", **options)
+    stopper = Stopper()
+    one.sleep = two.sleep = stopper.sleep  # a wait of the limiter raises once a stop is requested
+    one.trigger_assistant_call(assistant_id="a", name="B", phone_number="+12025550101")
+    two.get_call(sandbox.calls()[0]["id"])
+    assert two.test_connection()[0] is True
+    stopper.request("the test: the window is full")
+    with pytest.raises(StopRequested):
+        one.trigger_assistant_call(assistant_id="a", name="B", phone_number="+12025550102")
+    assert sandbox.stats()["requests"] == 3  # the fourth was held back by the account's limiter
+    ok, message = _account_connection(
+        monkeypatch,
+        "alta_lim_other",
+        sandbox.url,
+        "tok_lim_one",
+        rate_limiter_url=redis_url,
+        calls_per_minute=3,
+    ).test_connection()
+    assert ok, message  # a connection without the account has a budget of its own
+    one.close()
+    two.close()
+
+
+def test_an_unreachable_redis_is_a_rate_budget_error_and_nothing_is_sent(httpserver: HTTPServer, monkeypatch):
+    from airflow_provider_alta.exceptions import AltaRateBudgetError
+    from alta_testing.servers.ports import free_port
+
+    hook = _account_connection(
+        monkeypatch,
+        "alta_no_redis",
+        httpserver.url_for("/v1"),
+        TOKEN,
+        rate_limiter_url=f"redis://127.0.0.1:{free_port()}/0",
+    )
+    with pytest.raises(AltaRateBudgetError, match="no call was sent"):
+        hook.trigger_assistant_call(assistant_id="a", name="B", phone_number="+12025550143")
+    ok, message = hook.test_connection()
+    assert not ok
+    assert "Redis" in message
     assert httpserver.log == []

@@ -193,3 +193,59 @@ def test_the_guard_lets_clean_payloads_through(registered):
     for _ in range(300):
         deep = {"d": [deep]}
     _refuse_secrets(json.dumps({"name": "N", "data": deep}))
+
+
+# --- the account's rate budget and reading calls ----------------------------------------------------
+
+
+def _connection(monkeypatch, conn_id: str = "alta_default", **extra) -> None:
+    conn = {"conn_type": "alta", "password": TOKEN, "host": "https://api.altahq.com/v1", "extra": extra}
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(conn))
+
+
+def test_the_account_extra_names_the_rate_budget(monkeypatch):
+    _connection(monkeypatch, account="Acme")
+    _connection(monkeypatch, "alta_other_token", account="acme")
+    hook, other = AltaHook(), AltaHook("alta_other_token")
+    assert hook.settings.account == "Acme"
+    assert hook.settings.budget_key == "api.altahq.com:443 account=acme"
+    assert hook.rate_budget is other.rate_budget  # one budget per account in this process
+
+
+def test_a_bad_account_is_a_configuration_error(monkeypatch):
+    _connection(monkeypatch, account="acme\nprod")
+    with pytest.raises(AltaConfigurationError, match="account"):
+        _ = AltaHook().settings
+
+
+def test_without_a_redis_url_the_client_has_no_shared_limiter(monkeypatch):
+    _connection(monkeypatch)
+    hook = AltaHook()
+    assert hook.client.gates == ()
+    assert hook.client.budget is hook.rate_budget
+
+
+@pytest.mark.parametrize("where", ["connection", "hook"])
+def test_a_rate_limiter_url_that_is_not_redis_is_a_configuration_error(monkeypatch, where):
+    if where == "connection":
+        _connection(monkeypatch, rate_limiter_url="http://cache.internal:6379")
+        hook = AltaHook()
+    else:
+        _connection(monkeypatch)
+        hook = AltaHook(rate_limiter_url="memcached://cache.internal")
+    with pytest.raises(AltaConfigurationError, match="rate_limiter_url"):
+        _ = hook.client
+
+
+def test_aget_call_is_a_coroutine_function_with_get_calls_signature():
+    import inspect
+
+    assert inspect.iscoroutinefunction(AltaHook.aget_call)
+    assert list(inspect.signature(AltaHook.aget_call).parameters) == ["self", "call_id"]
+    assert list(inspect.signature(AltaHook.get_call).parameters) == ["self", "call_id"]
+
+
+def test_an_unusable_call_id_is_refused_before_any_request(monkeypatch):
+    _connection(monkeypatch)
+    with pytest.raises(AltaValidationError, match="call_id"):
+        AltaHook().get_call("bad\nid")

@@ -5,7 +5,12 @@ import logging
 
 import pendulum
 import pytest
-from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSkipException, TaskDeferred
+from airflow.providers.common.compat.sdk import (
+    AirflowException,
+    AirflowFailException,
+    AirflowSkipException,
+    TaskDeferred,
+)
 from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_3_PLUS
 
 from airflow_provider_alta.exceptions import (
@@ -226,3 +231,59 @@ def test_operator_carries_the_alta_retry_policy_on_3_3():
     decision = task.retry_policy.evaluate(AltaRateLimitError("x", retry_after=30), 1, 3)
     assert (decision.action, decision.retry_delay) == (RetryAction.RETRY, timedelta(seconds=30))
     assert task.retry_policy.evaluate(RuntimeError(), 1, 3).action == RetryAction.DEFAULT
+
+
+# --- never twice and wait_for_outcome, without a server ----------------------------------------
+
+PLACED = {"status": "placed", "assistant_id": "asst_1", "phone_number": "+1202***0143", "call_id": "c-1"}
+OUTCOME = {"status": "ended", "ended": True, "id": "c-1", "duration": 30, "summary": "Booked a demo."}
+
+
+def ti(try_number: int):
+    import types
+
+    return types.SimpleNamespace(try_number=try_number)
+
+
+def test_outcome_settings_are_checked_when_the_dag_is_parsed():
+    with pytest.raises(ValueError, match="outcome_poll_interval"):
+        op(outcome_poll_interval=0)
+    with pytest.raises(ValueError, match="outcome_timeout"):
+        op(outcome_timeout=-1)
+    with pytest.raises(ValueError, match="outcome_timeout"):
+        op(outcome_timeout=float("inf"))
+    assert op(outcome_timeout=90).outcome_timeout.total_seconds() == 90
+
+
+def test_without_a_task_state_store_a_later_try_refuses_before_any_request():
+    """Airflow < 3.3: try 2 cannot know whether try 1 placed the call (the connection is unreachable:
+    a request would fail differently)."""
+    with pytest.raises(AirflowFailException, match="Refusing to call: this is try 2"):
+        op(calling_hours=False).execute({"ti": ti(2)})
+
+
+def test_a_resumed_wait_returns_the_placed_result_with_the_outcome():
+    event = {"status": "ended", "call_id": "c-1", "outcome": OUTCOME}
+    result = op(wait_for_outcome=True).execute_outcome({}, event=event, placed=PLACED)
+    assert result == {**PLACED, "outcome": OUTCOME}
+
+
+def test_a_resumed_wait_that_timed_out_fails_for_airflow_to_retry():
+    event = {"status": "timeout", "call_id": "c-1", "outcome": {"status": "not_ended", "ended": False}}
+    with pytest.raises(AirflowException, match="Call c-1 was placed but had not ended after 0:10:00") as info:
+        op(wait_for_outcome=True, outcome_timeout=600).execute_outcome({}, event=event, placed=PLACED)
+    assert not isinstance(info.value, AirflowFailException)
+    assert "never placed again" in str(info.value)
+
+
+@pytest.mark.parametrize("error", ["not_found", "unauthorized", "failed"])
+def test_a_resumed_wait_that_could_not_read_the_call_fails_without_retries(error):
+    event = {"status": "error", "call_id": "c-1", "error": error, "message": "404 NotFound: no such call"}
+    with pytest.raises(AirflowFailException, match=r"Could not read call c-1.*not placed again"):
+        op(wait_for_outcome=True).execute_outcome({}, event=event, placed=PLACED)
+
+
+@pytest.mark.parametrize("event", [None, {}, {"status": "ended"}, "ended"])
+def test_a_resumed_wait_without_an_event_fails(event):
+    with pytest.raises(AirflowException, match="without an event"):
+        op(wait_for_outcome=True).execute_outcome({}, event=event, placed=PLACED)

@@ -6,7 +6,7 @@ import datetime
 
 import pytest
 
-from airflow_provider_alta.triggers.alta import ResumeAtTrigger
+from airflow_provider_alta.triggers.alta import AltaCallOutcomeTrigger, ResumeAtTrigger
 
 UTC = datetime.timezone.utc
 
@@ -37,3 +37,32 @@ def test_fires_with_the_progress_once_the_moment_has_passed():
 def test_naive_moments_are_refused():
     with pytest.raises(ValueError, match="timezone-aware"):
         ResumeAtTrigger(datetime.datetime(2026, 1, 1))
+
+
+def test_outcome_trigger_serializes_ids_and_times_only():
+    deadline = datetime.datetime(2026, 11, 24, 14, 0, tzinfo=UTC)
+    trigger = AltaCallOutcomeTrigger("c-1", "alta_eu", poll_interval=15, deadline=deadline)
+    path, kwargs = trigger.serialize()
+    assert path == "airflow_provider_alta.triggers.alta.AltaCallOutcomeTrigger"
+    assert kwargs == {
+        "call_id": "c-1",
+        "alta_conn_id": "alta_eu",
+        "poll_interval": 15.0,
+        "deadline": "2026-11-24T14:00:00+00:00",
+    }
+    again = AltaCallOutcomeTrigger(**kwargs)
+    assert (again.call_id, again.deadline, again.poll_interval) == ("c-1", deadline, 15.0)
+    assert AltaCallOutcomeTrigger("c-1").serialize()[1]["deadline"] is None
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"poll_interval": 0}, "poll_interval"),
+        ({"poll_interval": float("nan")}, "poll_interval"),
+        ({"deadline": datetime.datetime(2026, 1, 1)}, "timezone-aware"),
+    ],
+)
+def test_outcome_trigger_refuses_odd_settings(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        AltaCallOutcomeTrigger("c-1", **kwargs)
