@@ -58,6 +58,7 @@ Records = (
     Sequence[Mapping[str, Any]] | Callable[[], Iterable[Mapping[str, Any]]] | Iterable[Mapping[str, Any]]
 )
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+_STARTED = "alta:batch-started"  # with clear_on_success: this task's records exist (not erased)
 
 
 class _TaskStateProgress(TaskStateProgress):
@@ -183,15 +184,37 @@ class BatchTriggerAssistantCallsOperator(KeepsPersonalDataOut, BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         store = context.get("task_state_store")
-        if store is None and not self.is_dry_run:
-            try_number = getattr(context.get("ti"), "try_number", 1) or 1
-            if try_number > 1 and not self.allow_rerun_without_progress:
-                raise AirflowFailException(
-                    "Refusing to re-run this batch: without Airflow 3.3's task state store this try "
-                    "cannot know whom an earlier try already called. Check the earlier try's summary, "
-                    "or set allow_rerun_without_progress=True to send again (may call people twice)."
-                )
+        if not self.is_dry_run:
+            self._check_rerun(context, store)
         return self._run(context, carried=None)
+
+    def _check_rerun(self, context: Context, store: Any) -> None:
+        """Refuse a later try that cannot know whom earlier tries called (unless allowed).
+
+        Without a task state store it cannot know. With ``[state_store] clear_on_success``, Airflow
+        erases the records when the task succeeds: a marker written at the start tells a retry after
+        a failure (records kept) from a re-run after a success (records erased).
+        """
+        from airflow_provider_alta.operators import _state_store
+
+        erasable = store is not None and _state_store.clear_on_success()
+        if erasable:
+            _state_store.warn_clear_on_success(self.log)
+        try_number = _state_store.try_number(context)
+        unknown = store is None or (erasable and store.get(_STARTED) is None)
+        if try_number > 1 and unknown and not self.allow_rerun_without_progress:
+            why = (
+                "[state_store] clear_on_success erased the records of earlier tries"
+                if store is not None
+                else "without Airflow 3.3's task state store"
+            )
+            raise AirflowFailException(
+                f"Refusing to re-run this batch: {why}, so this try cannot know whom an earlier try "
+                "already called. Check the earlier try's summary, or set "
+                "allow_rerun_without_progress=True to send again (may call people twice)."
+            )
+        if erasable:
+            _state_store.TaskStateProgress(store).set(_STARTED, {"by": f"try {try_number}"})
 
     def execute_complete(
         self, context: Context, event: Any = None, progress: Mapping[str, Any] | None = None

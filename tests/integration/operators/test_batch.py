@@ -283,3 +283,23 @@ def test_a_stop_ends_the_hooks_429_wait_and_that_record_is_not_reached(sandbox):
     assert outcomes["L101"]["reason"] == "asked to stop (on_kill) before it was sent"
     assert journaled(sandbox) == Counter({"+12025550100": 1})
     assert [v["state"] for v in store.data.values()] == ["called", "unsent"]  # a retry sends it
+
+
+def test_with_clear_on_success_a_retry_after_a_failure_resumes_but_a_rerun_after_success_refuses(
+    sandbox, state_store, monkeypatch
+):
+    """Airflow erases a succeeded task's records: a marker tells a retry (records kept) from a re-run."""
+    monkeypatch.setenv("AIRFLOW__STATE_STORE__CLEAR_ON_SUCCESS", "True")
+
+    def ti(n: int) -> SimpleNamespace:
+        return SimpleNamespace(try_number=n, xcom_push=lambda **_: None)
+
+    assert batch(leads(2)).execute({"ti": ti(1), "task_state_store": state_store})["counts"] == {"called": 2}
+    # The records were kept (as after a failed try): the retry finds them and calls nobody again.
+    again = batch(leads(2)).execute({"ti": ti(2), "task_state_store": state_store})
+    assert again["counts"] == {"called": 2}
+    assert again["sent"] == 0
+    # After a success Airflow erased them (an empty store): the cleared re-run cannot know, and refuses.
+    with pytest.raises(AirflowFailException, match="clear_on_success erased"):
+        batch(leads(2)).execute({"ti": ti(3), "task_state_store": type(state_store)()})
+    assert len(sandbox.calls()) == 2
