@@ -1,7 +1,8 @@
 """End to end: a mapped single call never calls anyone twice, on a real LocalExecutor deployment.
 
 A worker killed while its call is in flight, a finished run cleared with its downstream, and a
-cleared run whose upstream list changed: each is checked against the sandbox's journal.
+cleared run whose upstream list changed: each is checked against the sandbox's journal. And a call
+whose outcome is awaited in the real triggerer, then acted on (``example_alta_call_outcome``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from alta_testing.servers.deployment import AirflowStack
 E2E_DAGS = Path(__file__).parent / "dags"
 LIMIT, WINDOW = 50, 10.0
 DAG = "e2e_mapped_calls"
+OUTCOME_DAG = "example_alta_call_outcome"
+EXAMPLES = Path(__file__).parents[2] / "example_dags"
 
 pytestmark = pytest.mark.skipif(
     not AIRFLOW_V_3_3_PLUS, reason="a later try knows whom it called through Airflow 3.3's task state store"
@@ -34,13 +37,13 @@ pytestmark = pytest.mark.skipif(
 @pytest.fixture(scope="module")
 def stack(sandbox: AltaSandbox) -> Iterator[AirflowStack]:
     deployment = AirflowStack(
-        dags=[E2E_DAGS / "e2e_mapped_calls.py"],
+        dags=[E2E_DAGS / "e2e_mapped_calls.py", EXAMPLES / "example_alta_call_outcome.py"],
         executor="LocalExecutor",
         pool_slots=3,
         parallelism=8,
         keep_logs=Path(__file__).parents[2] / "artifacts" / "e2e" / "mapped-calls",
     )
-    with deployment.serving(sandbox.base_url, sandbox.token, [DAG]):
+    with deployment.serving(sandbox.base_url, sandbox.token, [DAG, OUTCOME_DAG]):
         yield deployment
 
 
@@ -113,3 +116,38 @@ def test_clearing_a_finished_mapped_run_calls_nobody_again_and_a_changed_list_ca
     assert stack.wait_for_run(DAG, run) == "success"
     assert called_numbers(_calls(sandbox, run)) == {**dict.fromkeys(first, 1), newcomer: 1}
     assert set(_call_tasks(stack, run).values()) == {("success", 3)}
+
+
+def test_the_outcome_is_awaited_in_the_triggerer_and_a_follow_up_becomes_a_crm_task(
+    stack: AirflowStack, sandbox: AltaSandbox, numbers: NumberPool
+) -> None:
+    [number] = numbers.take(1)
+    sandbox.configure(call_start_delay=0.5, call_duration=1.0)
+    summary = "Asked for a follow-up call next week about the pro plan."
+    conf = {
+        "phone_number": number,
+        "calling_hours": "off",
+        "data": {"sandbox_summary": summary, "run_id": "outcome"},
+    }
+    run = stack.trigger(OUTCOME_DAG, conf)
+    deferred = False
+    deadline = time.monotonic() + 600
+    while (state := stack.run_state(OUTCOME_DAG, run)) not in ("success", "failed"):
+        assert time.monotonic() < deadline, "the run did not finish"
+        tis = {t["task_id"]: t["state"] for t in stack.task_instances(OUTCOME_DAG, run)}
+        deferred = deferred or tis.get("call") == "deferred"
+        time.sleep(0.5)
+    assert state == "success"
+    assert deferred, "the call task never waited in the triggerer"
+    states = {t["task_id"]: (t["state"], t["try_number"]) for t in stack.task_instances(OUTCOME_DAG, run)}
+    assert states["call"] == ("success", 1)
+    assert states["create_crm_task"][0] == "success"
+    assert states["log_outcome"][0] == "skipped"
+    assert called_numbers(calls_where(sandbox.calls(), run_id="outcome")) == {number: 1}
+    result = stack.xcom(OUTCOME_DAG, run, "call")
+    outcome = result["outcome"]
+    assert outcome["ended"] is True
+    assert outcome["summary"] == summary
+    assert outcome["id"] == result["call_id"]
+    assert number not in json.dumps(result)  # masked: +1202***01xx
+    assert sandbox.stats()["gets"] >= 1
