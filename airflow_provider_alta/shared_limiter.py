@@ -91,7 +91,7 @@ if count < limit then
     return {1, 0}
 end
 local oldest = tonumber(redis.call('ZRANGE', KEYS[1], count - limit, count - limit, 'WITHSCORES')[2])
-return {0, math.max(oldest, now) + window - now + 1}
+return {0, math.min(oldest, now) + window - now + 1}
 """
 # KEYS[1] the window; ARGV[1] the member: the call has ended, it counts one window from now.
 _RELEASE = """

@@ -201,6 +201,19 @@ def test_a_timeout_longer_than_the_wait_lets_the_call_through(redis_url):
         assert take(gate) > 0.9
 
 
+def test_a_full_window_frees_when_its_oldest_call_leaves_it_not_a_window_after_asking(redis_url):
+    """The wait is until the oldest ended call is a window old: asked 1.2 s into a 2 s window that
+    ended calls filled, a permit comes within a 1.5 s timeout (it used to wait a whole window)."""
+    with SharedLimiter(
+        redis_url, token=new_token(), calls_per_minute=60, window_seconds=2, timeout=1.5
+    ) as gate:
+        take(gate)
+        take(gate)
+        time.sleep(1.2)  # at least 1.2 s: the slots free at most 0.8 s (+ clock slack) from now
+        assert gate.acquire() < 1.5
+        gate.release()
+
+
 def test_redis_holds_the_fingerprint_never_the_token(redis_url):
     token = new_token()
     with limiter(redis_url, token) as gate:
