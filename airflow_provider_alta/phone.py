@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import lru_cache
 
 
@@ -72,3 +73,19 @@ def candidate_timezones(e164: str) -> tuple[str, ...]:
 
     zones = timezone.time_zones_for_number(phonenumbers.parse(e164))
     return tuple(z for z in zones if z != timezone.UNKNOWN_TIMEZONE)
+
+
+def load_metadata(regions: Iterable[str] = ()) -> None:
+    """Import ``phonenumbers`` and its timezone data now, and load the number metadata of ``regions``.
+
+    For a process whose forks run call tasks (see :func:`airflow_provider_alta.preload`): what is
+    loaded here is inherited instead of loaded again by each task. Raises ``PhoneNumberError`` for
+    an unknown region.
+    """
+    import phonenumbers
+    from phonenumbers import timezone  # noqa: F401  (the zones of numbers given without a timezone)
+
+    for region in regions:
+        code = validate_region(region)
+        if code is not None:
+            phonenumbers.PhoneMetadata.metadata_for_region(code)

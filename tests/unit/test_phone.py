@@ -5,6 +5,7 @@ import pytest
 from airflow_provider_alta.phone import (
     PhoneNumberError,
     candidate_timezones,
+    load_metadata,
     normalize_phone,
     validate_region,
 )
@@ -100,3 +101,8 @@ def test_letters_are_refused_rather_than_dropped_or_turned_into_digits(raw):
 def test_a_tel_uri_is_still_accepted():
     assert normalize_phone("tel:+1-202-555-0143") == "+12025550143"
     assert normalize_phone("TEL:+12025550143") == "+12025550143"
+
+
+def test_load_metadata_refuses_an_unknown_region():
+    with pytest.raises(PhoneNumberError, match="unknown region"):
+        load_metadata(["XX"])
