@@ -2,7 +2,8 @@
 
 :func:`run_pass` walks the records once. A record is validated with the same model as a single
 call, deduplicated, checked against the suppression list, against earlier tries' progress and its
-calling window, then paced and sent. Progress is written before and after each send
+calling window, then checked against the contact ledger (``contact_gate``: opt-outs and the
+contact policy), paced and sent. Progress is written before and after each send
 (:mod:`~airflow_provider_alta.send_record`), so a record whose send was interrupted is reported as
 ambiguous and never resent. Records outside their
 window are left pending with the time it opens; the caller decides to wait, defer or skip.
@@ -22,7 +23,8 @@ from collections.abc import Callable, Hashable, Iterable, Iterator, Sized
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from airflow_provider_alta import exceptions, send_record
+from airflow_provider_alta import contact_gate, exceptions, send_record
+from airflow_provider_alta.contact_gate import Blocked, ContactGate
 from airflow_provider_alta.exceptions import AltaAPIError, AltaRateLimitError, AltaValidationError
 from airflow_provider_alta.pacing import Gate, GateError
 from airflow_provider_alta.payload import AssistantCall
@@ -52,7 +54,21 @@ DUPLICATE = "skipped_duplicate"
 OUTSIDE_HOURS = "skipped_outside_hours"
 NOT_REACHED = exceptions.NOT_REACHED
 DRY_RUN = "dry_run"
-STATES = (CALLED, INVALID, REJECTED, AMBIGUOUS, SUPPRESSED, DUPLICATE, OUTSIDE_HOURS, NOT_REACHED, DRY_RUN)
+SKIPPED_RECENTLY_CALLED = "skipped_recently_called"  # the contact policy's window is full
+OPTED_OUT = "opted_out"  # the person opted out (the contact ledger)
+STATES = (
+    CALLED,
+    INVALID,
+    REJECTED,
+    AMBIGUOUS,
+    SUPPRESSED,
+    DUPLICATE,
+    OUTSIDE_HOURS,
+    SKIPPED_RECENTLY_CALLED,
+    OPTED_OUT,
+    NOT_REACHED,
+    DRY_RUN,
+)
 FAILURES = (INVALID, REJECTED, AMBIGUOUS, NOT_REACHED)
 
 
@@ -132,6 +148,9 @@ class Plan:
     dry_run: bool = False
     attempt: str = "this try"  # labels progress entries, so a replay can say whether it was this try
     show_phone: Callable[[str], str] | None = None  # adds each record's number (masked or raw) to its outcome
+    contact: ContactGate | None = None  # the contact ledger and policy; None: no ledger
+    contact_by: str = ""  # the ledger's label of this task instance (stable across its tries)
+    contact_resume: bool = False  # progress is durable: "no record" proves nothing was sent
     on_progress: Callable[[PassResult], None] | None = None
     progress_every: float = 10.0
     clock: Callable[[], float] = time.monotonic
@@ -249,6 +268,8 @@ def _process(
         return call
     earlier = read_record(plan.progress.get(pkey), plan.attempt)
     if earlier.decision != SEND:
+        if earlier.decision == send_record.MAYBE_PLACED and plan.contact is not None:
+            plan.contact.settle_maybe_placed(call.phone_number, plan.contact_by)
         _replay(key, earlier, plan, result)
         return call
     if plan.window is not None:
@@ -263,10 +284,34 @@ def _process(
                 result.pending[key] = opens_at
             return call
     if plan.dry_run:
-        result.record(key, DRY_RUN, "valid; dry run, not sent")
+        _dry_run(key, call, plan, result)
         return call
     _send(key, pkey, call, plan, result)
     return call
+
+
+def _dry_run(key: str, call: AssistantCall, plan: Plan, result: PassResult) -> None:
+    """A dry run reports what the contact ledger would do (read-only), else ``dry_run``."""
+    if plan.contact is not None:
+        try:
+            blocked = plan.contact.check(call.phone_number)
+        except AltaAPIError as exc:
+            _failed(key, exc, result)
+            return
+        if blocked is not None:
+            _blocked(key, blocked, call, plan, result)
+            return
+    result.record(key, DRY_RUN, "valid; dry run, not sent")
+
+
+def _blocked(key: str, blocked: Blocked, call: AssistantCall, plan: Plan, result: PassResult) -> None:
+    policy = plan.contact.policy if plan.contact is not None else None
+    reason = contact_gate.blocked_reason(blocked, call.phone_number, policy)
+    if blocked.reason == OPTED_OUT:
+        result.record(key, OPTED_OUT, reason)
+    else:
+        next_allowed = contact_gate.next_allowed_iso(blocked)
+        result.record(key, SKIPPED_RECENTLY_CALLED, reason, next_allowed=next_allowed)
 
 
 def _replay(key: str, earlier: Earlier, plan: Plan, result: PassResult) -> None:
@@ -284,24 +329,49 @@ def _replay(key: str, earlier: Earlier, plan: Plan, result: PassResult) -> None:
 
 
 def _send(key: str, pkey: str, call: AssistantCall, plan: Plan, result: PassResult) -> None:
+    """Reserve the person in the contact ledger, pass the gates, send with the progress record
+    written before and after (``send_record.send_once``); every outcome ends the record."""
     passed: list[Gate] = []
-    try:
+
+    def attempt() -> dict[str, Any]:
         for gate in plan.gates:
             gate.acquire()
             passed.append(gate)
         if plan.stop.requested:
             raise StopRequested(plan.stop.reason)
+        # A StopRequested raised by a wait inside the send (a 429, a connect retry) left nothing
+        # in flight, so the record is left unsent.
+        return send_once(plan.progress, pkey, plan.attempt, lambda: plan.send(call), unsent=(StopRequested,))
+
+    try:
+        outcome = contact_gate.guarded_send(
+            plan.contact,
+            call.phone_number,
+            by=plan.contact_by,
+            resume=plan.contact_resume,
+            send=attempt,
+            unsent=(StopRequested, GateError),
+        )
+    except RecordWriteError:
+        raise  # the store failed: the task fails, with the record as it stands
     except GateError as exc:
-        _release(passed)
         result.record(key, NOT_REACHED, str(exc))
         _stop(result, f"the rate limiter failed ({exc})")
-        return
     except StopRequested:
-        _release(passed)
         _stopped_before_sending(key, plan, result)
-        return
-    try:
-        _send_through(key, pkey, call, plan, result)
+    except AltaAPIError as exc:  # from Alta, the client, or the contact ledger before sending
+        _failed(key, exc, result)
+    except Exception as exc:
+        # Not an answer from Alta but a failure here, perhaps after the request left: it may have
+        # been placed. Never resent; and the pass stops, since the next send would likely fail too.
+        result.record(key, AMBIGUOUS, after_failure(exc)[1])
+        _stop(result, f"an unexpected error while sending ({type(exc).__name__})")
+    else:
+        if isinstance(outcome, Blocked):
+            _blocked(key, outcome, call, plan, result)
+        else:
+            result.sent += 1
+            result.record(key, CALLED)
     finally:
         _release(passed)
 
@@ -315,28 +385,6 @@ def _stopped_before_sending(key: str, plan: Plan, result: PassResult) -> None:
 def _release(gates: list[Gate]) -> None:
     for gate in reversed(gates):
         gate.release()
-
-
-def _send_through(key: str, pkey: str, call: AssistantCall, plan: Plan, result: PassResult) -> None:
-    """Send with the progress record written before and after (``send_record.send_once``)."""
-    try:
-        # A StopRequested is raised only by a wait inside the send (a 429 or a connect retry):
-        # nothing is in flight, so the record is left unsent.
-        send_once(plan.progress, pkey, plan.attempt, lambda: plan.send(call), unsent=(StopRequested,))
-    except RecordWriteError:
-        raise  # the store failed: the task fails, with the record as it stands
-    except StopRequested:
-        _stopped_before_sending(key, plan, result)
-    except AltaAPIError as exc:
-        _failed(key, exc, result)
-    except Exception as exc:
-        # Not an answer from Alta but a failure here, perhaps after the request left: it may have
-        # been placed. Never resent; and the pass stops, since the next send would likely fail too.
-        result.record(key, AMBIGUOUS, after_failure(exc)[1])
-        _stop(result, f"an unexpected error while sending ({type(exc).__name__})")
-    else:
-        result.sent += 1
-        result.record(key, CALLED)
 
 
 def _failed(key: str, exc: AltaAPIError, result: PassResult) -> None:

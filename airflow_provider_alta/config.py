@@ -5,6 +5,7 @@ The base URL grammar is :mod:`airflow_provider_alta.base_url` (re-exported here)
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -31,6 +32,7 @@ __all__ = [
     "is_loopback",
     "parse_account",
     "parse_calls_per_minute",
+    "parse_contact_policy_field",
     "parse_timeout",
     "quote_call_id",
     "resolve_base_url",
@@ -89,7 +91,31 @@ EXTRA_FIELDS: tuple[ExtraField, ...] = (
         "string",
         {"maxLength": MAX_ACCOUNT_LENGTH},
     ),
+    ExtraField(
+        "contact_ledger",
+        "Contact ledger (SQLAlchemy URL)",
+        "Optional. The database of whom this account called and who opted out, shared by every "
+        "task on the account, e.g. postgresql+psycopg2://user:pass@host/db or sqlite:////path/ledger.db.",
+        "string",
+        {"format": "password"},
+    ),
+    ExtraField(
+        "contact_ledger_secret",
+        "Contact ledger secret",
+        "Optional. A secret mixed into the ledger's hashes of phone numbers (keep it stable).",
+        "string",
+        {"format": "password"},
+    ),
+    ExtraField(
+        "contact_policy",
+        "Contact policy",
+        'Optional. How often one person may be called, for every task on this connection, e.g. "1/7d" '
+        'or "3/24h". Needs a contact ledger.',
+        "string",
+    ),
 )
+#: Extras that hold secrets: a password widget in the form, never shown or logged unmasked.
+SENSITIVE_EXTRAS = frozenset(f.name for f in EXTRA_FIELDS if f.schema.get("format") == "password")
 HIDDEN_FIELDS = ("login", "port", "schema")
 RELABELING = {"password": "API token", "host": "Base URL"}
 PLACEHOLDERS = {
@@ -157,6 +183,36 @@ def parse_account(value: Any) -> str | None:
     return name
 
 
+def parse_contact_policy_field(value: Any, field_name: str = "contact_policy") -> str | None:
+    """A contact policy (``"1/7d"``) without spaces, ``None`` when not given; errors name the field."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    from airflow_provider_alta.contact_policy import ContactPolicy
+
+    try:
+        ContactPolicy.parse(value)
+    except ValueError as exc:
+        raise AltaConfigurationError(f"{field_name}: {exc}") from None
+    return "".join(value.split()) if isinstance(value, str) else str(value)
+
+
+def mask_url_password(url: str) -> str:
+    """A database URL with the password (``scheme://user:PASSWORD@host``) shown as ``***``."""
+    return re.sub(r"(://[^/@:]*:).*@", r"\1***@", url)
+
+
+def parse_ledger_url(value: Any) -> str | None:
+    """The ``contact_ledger`` URL, or ``None``; errors show it with its password masked."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if not isinstance(value, str) or "://" not in value:  # not echoed: it may hold a password
+        raise AltaConfigurationError(
+            "contact_ledger must be a SQLAlchemy URL such as postgresql+psycopg2://user:***@host/db "
+            f"or sqlite:////path/ledger.db, got a {type(value).__name__} that is none"
+        )
+    return value.strip()
+
+
 def quote_call_id(call_id: Any) -> str:
     """``call_id`` percent-quoted as one path segment; refused (nothing sent) unless a usable id.
 
@@ -193,6 +249,9 @@ class AltaSettings:
     calls_per_minute: int = DEFAULT_CALLS_PER_MINUTE
     rate_limiter_url: str | None = None  # Redis URL of a limiter shared by every process on this account
     account: str | None = None
+    contact_ledger: str | None = None  # SQLAlchemy URL of the contact ledger (may hold a password)
+    contact_ledger_secret: str | None = None  # HMAC pepper of the ledger's person hashes
+    contact_policy: str | None = None  # the connection's default contact policy, e.g. "1/7d"
 
     @property
     def calls_url(self) -> str:
@@ -215,10 +274,19 @@ class AltaSettings:
             return host
         return f"{host} account={' '.join(self.account.split()).casefold()}"
 
+    @property
+    def ledger_account(self) -> str:
+        """The account the contact ledger keys people by: the ``account`` extra (compared as in
+        :attr:`budget_key`), else Alta's ``host:port``. Renaming the account starts a new history."""
+        if self.account is not None:
+            return " ".join(self.account.split()).casefold()
+        return self.budget_key
+
     def __repr__(self) -> str:
+        ledger = None if self.contact_ledger is None else mask_url_password(self.contact_ledger)
         return (
             f"AltaSettings(base_url={self.base_url!r}, token='***', timeout={self.timeout!r}, "
-            f"account={self.account!r})"
+            f"account={self.account!r}, contact_ledger={ledger!r}, contact_policy={self.contact_policy!r})"
         )
 
 
@@ -251,4 +319,7 @@ def settings_from_fields(
         calls_per_minute=parse_calls_per_minute(given["calls_per_minute"]),
         rate_limiter_url=given["rate_limiter_url"] or None,
         account=parse_account(given["account"]),
+        contact_ledger=parse_ledger_url(given["contact_ledger"]),
+        contact_ledger_secret=given["contact_ledger_secret"] or None,
+        contact_policy=parse_contact_policy_field(given["contact_policy"]),
     )

@@ -14,6 +14,7 @@ optional secret); the number itself is never stored. ``reserve`` is atomic acros
 PostgreSQL it locks the person's row in ``alta_contact_locks`` (``SELECT ... FOR UPDATE``), on
 SQLite the whole database (``BEGIN IMMEDIATE``), then checks opt-outs and the policy window and
 inserts the reservation. Reserved, called and ambiguous attempts count; released ones do not.
+``check`` is the same decision, read-only (dry runs).
 """
 
 from __future__ import annotations
@@ -129,10 +130,21 @@ class ContactLedger:
         return hmac.new(self._key, e164.encode(), hashlib.sha256).hexdigest()
 
     def reserve(
-        self, e164: str, policy: str | ContactPolicy, *, by: str, now: datetime | None = None
+        self,
+        e164: str,
+        policy: str | ContactPolicy | None,
+        *,
+        by: str,
+        now: datetime | None = None,
+        resume: bool = False,
     ) -> Reservation | Blocked:
-        """Atomically: ``Blocked`` if opted out or the policy's window is full, else a new reservation."""
-        rule = ContactPolicy.parse(policy)
+        """Atomically: ``Blocked`` if opted out or the policy's window is full, else a reservation.
+
+        ``policy`` ``None``: only opt-outs block; the call is still recorded. ``resume``: the
+        caller knows nothing was sent under its label ``by``, so a ``RESERVED`` row of this person
+        with the same label is returned (and not counted) instead of a new one.
+        """
+        rule = None if policy is None else ContactPolicy.parse(policy)
         person = self.person_key(e164)
         moment = now if now is not None else _utcnow()
         at = self._schema.to_micros(moment)
@@ -141,10 +153,17 @@ class ContactLedger:
             self._lock_person(conn, person)
             if self._opted_out(conn, person):
                 return Blocked(OPTED_OUT, person, None)
-            times = self._counted_times(conn, person, rule, moment)
-            after = rule.next_allowed(times, moment)
-            if after is not None:
-                return Blocked(SKIPPED_RECENTLY_CALLED, person, after)
+            if resume:
+                earlier = self._reserved_rows(conn, person, label)
+                if earlier:
+                    row_id, reserved_at = earlier[0]
+                    return Reservation(
+                        row_id, self.account, person, self._schema.from_micros(reserved_at), label
+                    )
+            if rule is not None:
+                after = rule.next_allowed(self._counted_times(conn, person, rule, moment), moment)
+                if after is not None:
+                    return Blocked(SKIPPED_RECENTLY_CALLED, person, after)
             attempts = self._tables.attempts
             result = conn.execute(
                 attempts.insert().values(
@@ -158,6 +177,43 @@ class ContactLedger:
             )
             row_id = result.inserted_primary_key[0]  # type: ignore[index]
         return Reservation(int(row_id), self.account, person, self._schema.from_micros(at), label)
+
+    def check(
+        self, e164: str, policy: str | ContactPolicy | None, *, now: datetime | None = None
+    ) -> Blocked | None:
+        """Read-only: what :meth:`reserve` would refuse now (``None``: it would reserve). For dry runs."""
+        rule = None if policy is None else ContactPolicy.parse(policy)
+        person = self.person_key(e164)
+        moment = now if now is not None else _utcnow()
+        with self.engine.connect() as conn:
+            if self._opted_out(conn, person):
+                return Blocked(OPTED_OUT, person, None)
+            if rule is None:
+                return None
+            after = rule.next_allowed(self._counted_times(conn, person, rule, moment), moment)
+        return None if after is None else Blocked(SKIPPED_RECENTLY_CALLED, person, after)
+
+    def confirm_reserved(
+        self, e164: str, by: str, state: str = AMBIGUOUS, *, now: datetime | None = None
+    ) -> int:
+        """Confirm every still ``RESERVED`` row of this person labelled ``by``; returns how many."""
+        if state not in (CALLED, AMBIGUOUS):
+            raise ValueError(f"contact ledger: confirm takes {CALLED!r} or {AMBIGUOUS!r}, got {state!r}")
+        person = self.person_key(e164)
+        attempts = self._tables.attempts
+        at = self._schema.to_micros(now if now is not None else _utcnow())
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                attempts.update()
+                .where(
+                    attempts.c.account == self.account,
+                    attempts.c.person_hash == person,
+                    attempts.c.by == by[:250],
+                    attempts.c.state == RESERVED,
+                )
+                .values(state=state, updated_at=at)
+            )
+            return int(result.rowcount or 0)
 
     def confirm(self, reservation: Reservation, state: str = CALLED, *, now: datetime | None = None) -> None:
         """Record what became of a reservation: ``CALLED`` or ``AMBIGUOUS`` (both count as calls)."""
@@ -254,6 +310,23 @@ class ContactLedger:
             opt_outs.c.account == self.account, opt_outs.c.person_hash == person
         )
         return conn.execute(query.limit(1)).first() is not None
+
+    def _reserved_rows(self, conn: Connection, person: str, label: str) -> list[tuple[int, int]]:
+        """``(id, reserved_at)`` of the person's ``RESERVED`` rows labelled ``label``, oldest first."""
+        from sqlalchemy import select
+
+        attempts = self._tables.attempts
+        query = (
+            select(attempts.c.id, attempts.c.reserved_at)
+            .where(
+                attempts.c.account == self.account,
+                attempts.c.person_hash == person,
+                attempts.c.by == label,
+                attempts.c.state == RESERVED,
+            )
+            .order_by(attempts.c.id)
+        )
+        return [(int(r[0]), int(r[1])) for r in conn.execute(query).all()]
 
     def _count_opted_out(self, conn: Connection, persons: list[str]) -> int:
         from sqlalchemy import func, select

@@ -18,6 +18,7 @@ from airflow_provider_alta.config import (
     HIDDEN_FIELDS,
     PLACEHOLDERS,
     RELABELING,
+    SENSITIVE_EXTRAS,
     settings_from_fields,
 )
 from airflow_provider_alta.exceptions import (
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     import requests
 
     from airflow_provider_alta.config import AltaSettings
+    from airflow_provider_alta.ledger import ContactLedger
     from airflow_provider_alta.pacing import Gate
 
 
@@ -80,13 +82,33 @@ class AltaHook(BaseHook):
         conn = self.get_connection(self.alta_conn_id)
         if conn.password:
             mask_secret(conn.password)
-        return settings_from_fields(
+        settings = settings_from_fields(
             host=conn.host,
             password=conn.password,
             port=conn.port,
             schema=conn.schema,
             extra=conn.extra_dejson,
         )
+        _mask_ledger_secrets(settings)
+        return settings
+
+    def contact_ledger(self) -> ContactLedger | None:
+        """The connection's contact ledger (``contact_ledger`` extra), or ``None`` when not set.
+
+        Opened once per hook (a small pool: tasks are short-lived), closed by :meth:`close`. People
+        are keyed by :attr:`AltaSettings.ledger_account`. A bad URL is an
+        :class:`AltaConfigurationError`, an unreachable database a retryable
+        :class:`~airflow_provider_alta.contact_gate.ContactLedgerUnavailable`; both name
+        ``contact_ledger`` with the password masked.
+        """
+        if "_contact_ledger" in self.__dict__:
+            return self.__dict__["_contact_ledger"]  # type: ignore[no-any-return]
+        settings = self.settings
+        if settings.contact_ledger is None:
+            return None
+        ledger = _open_ledger(settings)
+        self.__dict__["_contact_ledger"] = ledger
+        return ledger
 
     @property
     def rate_budget(self) -> HeaderBudget:
@@ -138,6 +160,9 @@ class AltaHook(BaseHook):
         if "client" in self.__dict__:
             self.client.close()
             del self.__dict__["client"]
+        ledger = self.__dict__.pop("_contact_ledger", None)
+        if ledger is not None:
+            ledger.close()
 
     def build_call(self, fields: Mapping[str, Any], default_region: str | None = None) -> AssistantCall:
         """Validate ``fields`` into a call; numbers without a country code use the connection's region."""
@@ -208,20 +233,70 @@ class AltaHook(BaseHook):
     @classmethod
     def get_connection_form_widgets(cls) -> dict[str, Any]:
         """Extra fields for the Airflow 2 connection form, one per entry of ``config.EXTRA_FIELDS``."""
-        from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
+        from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget, BS3TextFieldWidget
         from flask_babel import lazy_gettext
-        from wtforms import IntegerField, StringField
+        from wtforms import IntegerField, PasswordField, StringField
 
         kinds = {"string": StringField, "integer": IntegerField}
         return {
-            f.name: kinds[f.type](
+            f.name: (PasswordField if f.name in SENSITIVE_EXTRAS else kinds[f.type])(
                 lazy_gettext(f.label),
-                widget=BS3TextFieldWidget(),
+                widget=BS3PasswordFieldWidget() if f.name in SENSITIVE_EXTRAS else BS3TextFieldWidget(),
                 description=f.description,
                 default=f.default,
             )
             for f in EXTRA_FIELDS
         }
+
+
+def _mask_ledger_secrets(settings: AltaSettings) -> None:
+    """Register the ledger's secrets (its URL's password, the HMAC secret) with the secrets masker."""
+    if settings.contact_ledger_secret:
+        mask_secret(settings.contact_ledger_secret)
+    if settings.contact_ledger:
+        from airflow_provider_alta.config import mask_url_password
+
+        if mask_url_password(settings.contact_ledger) != settings.contact_ledger:
+            mask_secret(settings.contact_ledger)
+        try:
+            from sqlalchemy.engine import make_url
+
+            password = make_url(settings.contact_ledger).password
+        except Exception:  # an unparsable URL is reported (masked) when the ledger is opened
+            password = None
+        if password:
+            mask_secret(str(password))
+
+
+def _open_ledger(settings: AltaSettings) -> ContactLedger:
+    """Open the ledger at ``settings.contact_ledger`` (creating its tables if missing)."""
+    from airflow_provider_alta.config import mask_url_password
+    from airflow_provider_alta.contact_gate import ContactLedgerUnavailable, ledger_problem
+    from airflow_provider_alta.ledger import ContactLedger
+    from airflow_provider_alta.ledger_schema import make_engine
+
+    url = settings.contact_ledger or ""
+    shown = f"contact_ledger ({mask_url_password(url)})"
+    try:
+        from sqlalchemy.engine import make_url
+
+        parsed = make_url(url)
+        password = None if parsed.password is None else str(parsed.password)
+        pool: dict[str, Any] = {}
+        if parsed.get_backend_name() == "postgresql":
+            pool = {"pool_size": 1, "max_overflow": 1}
+        engine = make_engine(url, connect_timeout=10.0, **pool)
+    except Exception as exc:  # unparsable, unsupported database, missing driver
+        raise AltaConfigurationError(f"{shown}: {ledger_problem(exc)}") from None
+    try:
+        return ContactLedger(
+            url, settings.ledger_account, secret=settings.contact_ledger_secret, engine=engine
+        )
+    except Exception as exc:
+        engine.dispose()
+        raise ContactLedgerUnavailable(
+            f"{shown}: could not open the contact ledger ({ledger_problem(exc, password)}); nothing was sent"
+        ) from None
 
 
 def _refuse_secrets(body: str) -> None:

@@ -1,9 +1,14 @@
 """What the single-call and batch operators share: mapped-value safety, personal data kept out of
-what Airflow stores, calling hours, triggers."""
+what Airflow stores, calling hours, triggers, masked logs, the batch's stop signals."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import math
+import signal
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowFailException, literal
@@ -11,6 +16,7 @@ from airflow.providers.common.compat.sdk import AirflowFailException, literal
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import BaseOperator
 
+    from airflow_provider_alta.bulk import Stopper
     from airflow_provider_alta.calling_hours import CallingHours, WindowDecision
     from airflow_provider_alta.config import AltaSettings
     from airflow_provider_alta.payload import AssistantCall
@@ -165,3 +171,74 @@ def datetime_trigger(moment: Any) -> Any:
     except ImportError:  # Airflow 2 without the standard provider
         from airflow.triggers.temporal import DateTimeTrigger  # type: ignore[no-redef]
     return DateTimeTrigger(moment=moment)
+
+
+def masked_payload(call: AssistantCall) -> dict[str, Any]:
+    """A call's JSON body with the person's number, email and transfer number masked, for logs."""
+    from airflow_provider_alta.masking import mask_email, mask_phone
+
+    body = call.to_json()
+    body["phoneNumber"] = mask_phone(call.phone_number)
+    if call.email:
+        body["email"] = mask_email(call.email)
+    if call.call_transfer:
+        body["callTransfer"] = {
+            **body["callTransfer"],
+            "phoneNumber": mask_phone(call.call_transfer.phone_number),
+        }
+    return body
+
+
+def positive_seconds(name: str, value: timedelta | float) -> float:
+    """``value`` (seconds or a ``timedelta``) as seconds; ``ValueError`` naming ``name`` unless > 0."""
+    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise ValueError(f"{name} must be more than 0 seconds, not {value!r}")
+    return seconds
+
+
+def brief_outcome(outcome: Any) -> str:
+    """A short, masked line about a call's outcome for the log."""
+    if not isinstance(outcome, Mapping):
+        return "no outcome"
+    parts = [f"{k}={outcome[k]}" for k in ("duration", "endedAt") if k in outcome]
+    return ", ".join(parts) or str(outcome.get("status"))
+
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+@contextmanager
+def stop_on_signals(stopper: Stopper) -> Iterator[None]:
+    """While a batch runs, SIGTERM and SIGINT ask it to stop; a second one acts as before.
+
+    Airflow's own SIGTERM handler only calls ``on_kill`` (3.x) or raises at once, even mid-send
+    (2.x); this one lets the send in flight finish. The previous handlers are restored after.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread; on_kill still works
+        return
+    previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+
+    def handler(signum: int, frame: Any) -> None:
+        if stopper.requested:  # asked twice: do what would have happened without us
+            _delegate(previous[signal.Signals(signum)], signum, frame)
+            return
+        stopper.request(f"the task received {signal.Signals(signum).name}")
+
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old if old is not None else signal.SIG_DFL)
+
+
+def _delegate(handler: Any, signum: int, frame: Any) -> None:
+    """Run a signal's earlier disposition: its Python handler, or the default action."""
+    if callable(handler):
+        handler(signum, frame)
+    elif handler != signal.SIG_IGN:
+        signal.signal(signum, signal.SIG_DFL)
+        signal.raise_signal(signum)

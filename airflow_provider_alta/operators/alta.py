@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from functools import cached_property
@@ -17,9 +16,10 @@ from airflow.providers.common.compat.sdk import (
 from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_3_PLUS
 
 from airflow_provider_alta import send_record
+from airflow_provider_alta.contact_gate import Blocked, ContactGate, guarded_send
 from airflow_provider_alta.exceptions import AltaAPIError, AltaConfigurationError, AltaValidationError
 from airflow_provider_alta.masking import mask_email, mask_phone, mask_value, scrub_answer
-from airflow_provider_alta.operators import _common, _state_store
+from airflow_provider_alta.operators import _common, _ledger, _state_store
 from airflow_provider_alta.operators._common import (
     KeepsPersonalDataOut,
     datetime_trigger,
@@ -73,6 +73,10 @@ class TriggerAssistantCallOperator(KeepsPersonalDataOut, BaseOperator):
     :param allow_rerun_without_progress: without Airflow 3.3's task state store (or when
         ``[state_store] clear_on_success`` erased its record), a later try refuses to call, since it
         cannot know whether an earlier try placed the call; ``True`` calls anyway (maybe twice).
+    :param contact_policy: how often one person may be called, e.g. ``"1/7d"`` (templated; default:
+        the connection's ``contact_policy`` extra, else opt-outs only). Needs the connection's
+        ``contact_ledger``. A person it blocks is not called: the task is skipped, with XCom
+        ``contact`` = ``{"state": "skipped_recently_called" | "opted_out", "next_allowed": ...}``.
 
     The result has the masked number, Alta's (masked) answer and its ``call_id`` (``None`` if the
     answer had none), and with ``wait_for_outcome`` the masked ``outcome``.
@@ -83,7 +87,13 @@ class TriggerAssistantCallOperator(KeepsPersonalDataOut, BaseOperator):
     that finds ``sending`` fails without a request, as the call may have been placed.
     """
 
-    template_fields: Sequence[str] = (*_PAYLOAD_FIELDS, "alta_conn_id", "default_region", "calling_hours")
+    template_fields: Sequence[str] = (
+        *_PAYLOAD_FIELDS,
+        "alta_conn_id",
+        "default_region",
+        "calling_hours",
+        "contact_policy",
+    )
     template_fields_renderers = {"data": "json", "call_transfer": "json", "calling_hours": "json"}
     # Rendered, these fields show masked in Airflow (database, UI); the call uses the real values.
     personal_fields = {
@@ -116,6 +126,7 @@ class TriggerAssistantCallOperator(KeepsPersonalDataOut, BaseOperator):
         outcome_poll_interval: float = 30.0,
         outcome_timeout: timedelta | float = timedelta(hours=1),
         allow_rerun_without_progress: bool = False,
+        contact_policy: str | None = None,
         **kwargs: Any,
     ) -> None:
         if AIRFLOW_V_3_3_PLUS and kwargs.get("retry_policy") is None:
@@ -146,9 +157,11 @@ class TriggerAssistantCallOperator(KeepsPersonalDataOut, BaseOperator):
         self.is_dry_run = dry_run
         self.include_phone_in_xcom = include_phone_in_xcom
         self.wait_for_outcome = wait_for_outcome
-        self.outcome_poll_interval = _positive_seconds("outcome_poll_interval", outcome_poll_interval)
-        self.outcome_timeout = timedelta(seconds=_positive_seconds("outcome_timeout", outcome_timeout))
+        self.outcome_poll_interval = _common.positive_seconds("outcome_poll_interval", outcome_poll_interval)
+        self.outcome_timeout = timedelta(seconds=_common.positive_seconds("outcome_timeout", outcome_timeout))
         self.allow_rerun_without_progress = allow_rerun_without_progress
+        _ledger.check_policy(contact_policy)
+        self.contact_policy = contact_policy
         keep_mapped_values_literal(self, raw_task_id)
 
     @cached_property
@@ -190,7 +203,7 @@ class TriggerAssistantCallOperator(KeepsPersonalDataOut, BaseOperator):
         if progress is not None:
             by = earlier.get("by", by) if isinstance(earlier, Mapping) else by
             progress.set(key, send_record.record(CALLED, by, result=result))
-        self.log.info("Call %s ended: %s", call_id, _brief(result["outcome"]))
+        self.log.info("Call %s ended: %s", call_id, _common.brief_outcome(result["outcome"]))
         return self._shown(result, call)
 
     def _settings(self) -> AltaSettings:
@@ -216,9 +229,10 @@ class TriggerAssistantCallOperator(KeepsPersonalDataOut, BaseOperator):
             if decision is not None and not decision.open:
                 self.log.info("Dry run: outside calling hours (%s); no call placed", decision.reason)
                 return self._result(call, "dry_run", window=decision.reason)
-            self.log.info("Dry run: payload is valid: %s; no call placed", self._masked_payload(call))
+            self.log.info("Dry run: payload is valid: %s; no call placed", _common.masked_payload(call))
             return self._result(call, "dry_run")
         progress, key, attempt = self._record_of(context, call)
+        by, resume = _ledger.task_label(context, self), False
         if progress is not None and _state_store.clear_on_success():
             _state_store.warn_clear_on_success(self.log)
         if progress is not None:
@@ -226,7 +240,9 @@ class TriggerAssistantCallOperator(KeepsPersonalDataOut, BaseOperator):
             if earlier.decision == PLACED:
                 return self._already_placed(call, earlier, progress, key)
             if earlier.decision == MAYBE_PLACED:
+                _ledger.settle_maybe_placed(self.hook, self.contact_policy, call.phone_number, by, self.log)
                 raise AirflowFailException(_state_store.maybe_placed(earlier))
+            resume = earlier.decision == send_record.SEND and _ledger.resumable(context)
             if earlier.decision == FINAL:
                 self.log.info(
                     "%s: Alta rejected this call (%s); nothing was placed", earlier.when, earlier.reason
@@ -238,7 +254,10 @@ class TriggerAssistantCallOperator(KeepsPersonalDataOut, BaseOperator):
         decision = window(call) if window is not None else None
         if decision is not None and not decision.open:
             self._outside_window(decision)
-        response = self._send(call, progress, key, attempt)
+        with _ledger.opened_gate(self.hook, self.contact_policy) as gate:
+            response = self._send(call, progress, key, attempt, gate, by, resume)
+        if isinstance(response, Blocked):
+            _ledger.skip_blocked(context, response, call, gate)
         result = self._result(
             call, "placed", response=self._scrub(response, call), call_id=call_id_from(response)
         )
@@ -248,9 +267,20 @@ class TriggerAssistantCallOperator(KeepsPersonalDataOut, BaseOperator):
             call, self._result(call, "placed", masked=True, response=response), progress, key, attempt
         )
 
-    def _send(self, call: AssistantCall, progress: ProgressStore | None, key: str, attempt: str) -> Any:
-        """Place the call; with a store, its record says ``sending`` before and how it ended after."""
-        try:
+    def _send(
+        self,
+        call: AssistantCall,
+        progress: ProgressStore | None,
+        key: str,
+        attempt: str,
+        gate: ContactGate | None,
+        by: str,
+        resume: bool,
+    ) -> Any:
+        """Place the call under the contact ledger (``Blocked``: not placed); with a store, its record
+        says ``sending`` before and how it ended after."""
+
+        def send() -> Any:
             if progress is None:
                 return self.hook.send_call(call)
             return send_record.send_once(
@@ -260,6 +290,9 @@ class TriggerAssistantCallOperator(KeepsPersonalDataOut, BaseOperator):
                 lambda: self.hook.send_call(call),
                 keep=lambda answer: {"result": self._result(call, "placed", masked=True, response=answer)},
             )
+
+        try:
+            return guarded_send(gate, call.phone_number, by=by, send=send, resume=resume)
         except send_record.RecordWriteError as exc:
             if exc.sent:
                 raise AirflowFailException(f"{exc}: the call may have been placed; not retried") from exc
@@ -345,18 +378,6 @@ class TriggerAssistantCallOperator(KeepsPersonalDataOut, BaseOperator):
         self.log.info("%s; deferring until then", decision.reason)
         self.defer(trigger=datetime_trigger(decision.opens_at), method_name="execute_complete")
 
-    def _masked_payload(self, call: AssistantCall) -> dict[str, Any]:
-        body = call.to_json()
-        body["phoneNumber"] = mask_phone(call.phone_number)
-        if call.email:
-            body["email"] = mask_email(call.email)
-        if call.call_transfer:
-            body["callTransfer"] = {
-                **body["callTransfer"],
-                "phoneNumber": mask_phone(call.call_transfer.phone_number),
-            }
-        return body
-
     def _result(
         self, call: AssistantCall, status: str, *, masked: bool = False, **extra: Any
     ) -> dict[str, Any]:
@@ -380,21 +401,6 @@ class TriggerAssistantCallOperator(KeepsPersonalDataOut, BaseOperator):
         if self.include_phone_in_xcom:
             return value
         return scrub_answer(value, call.phone_number, call.email)
-
-
-def _positive_seconds(name: str, value: timedelta | float) -> float:
-    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
-    if not (math.isfinite(seconds) and seconds > 0):
-        raise ValueError(f"{name} must be more than 0 seconds, not {value!r}")
-    return seconds
-
-
-def _brief(outcome: Any) -> str:
-    """A short, masked line about an outcome for the log."""
-    if not isinstance(outcome, Mapping):
-        return "no outcome"
-    parts = [f"{k}={outcome[k]}" for k in ("duration", "endedAt") if k in outcome]
-    return ", ".join(parts) or str(outcome.get("status"))
 
 
 __all__ = ["TriggerAssistantCallOperator"]

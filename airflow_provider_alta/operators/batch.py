@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import logging
-import signal
-import threading
 import time
 from collections.abc import Callable, Collection, Hashable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import (
@@ -37,7 +34,7 @@ from airflow_provider_alta.campaign import (
     summarize,
 )
 from airflow_provider_alta.masking import mask_value
-from airflow_provider_alta.operators import _common
+from airflow_provider_alta.operators import _common, _ledger
 from airflow_provider_alta.operators._common import (
     KeepsPersonalDataOut,
     describe_records,
@@ -57,7 +54,6 @@ if TYPE_CHECKING:
 Records = (
     Sequence[Mapping[str, Any]] | Callable[[], Iterable[Mapping[str, Any]]] | Iterable[Mapping[str, Any]]
 )
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 _STARTED = "alta:batch-started"  # with clear_on_success: this task's records exist (not erased)
 
 
@@ -101,6 +97,10 @@ class BatchTriggerAssistantCallsOperator(KeepsPersonalDataOut, BaseOperator):
         ``"problems"`` (all but called and dry-run records) or ``"none"`` (counts only).
     :param allow_rerun_without_progress: on Airflow < 3.3 (no task state store), allow a retry or a
         re-run to send again; it may call people the earlier try already called.
+    :param contact_policy: how often one person may be called, e.g. ``"1/7d"`` (templated; default:
+        the connection's ``contact_policy`` extra, else opt-outs only); needs the connection's
+        ``contact_ledger``. Blocked records end ``skipped_recently_called`` (with ``next_allowed``)
+        or ``opted_out``; neither counts as a failure. A dry run only reads the ledger.
     """
 
     template_fields: Sequence[str] = (
@@ -111,6 +111,7 @@ class BatchTriggerAssistantCallsOperator(KeepsPersonalDataOut, BaseOperator):
         "alta_conn_id",
         "default_region",
         "calling_hours",
+        "contact_policy",
     )
     template_fields_renderers = {"data": "json", "call_transfer": "json", "calling_hours": "json"}
     # Rendered, these show masked (the records as a count) in Airflow; the batch uses the real values.
@@ -144,6 +145,7 @@ class BatchTriggerAssistantCallsOperator(KeepsPersonalDataOut, BaseOperator):
         include_phone_in_xcom: bool = False,
         xcom_outcomes: str = "all",
         allow_rerun_without_progress: bool = False,
+        contact_policy: str | None = None,
         **kwargs: Any,
     ) -> None:
         raw_task_id = kwargs.get("task_id")
@@ -180,6 +182,8 @@ class BatchTriggerAssistantCallsOperator(KeepsPersonalDataOut, BaseOperator):
         self.include_phone_in_xcom = include_phone_in_xcom
         self.xcom_outcomes = xcom_outcomes
         self.allow_rerun_without_progress = allow_rerun_without_progress
+        _ledger.check_policy(contact_policy)
+        self.contact_policy = contact_policy
         keep_mapped_values_literal(self, raw_task_id)
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -248,7 +252,8 @@ class BatchTriggerAssistantCallsOperator(KeepsPersonalDataOut, BaseOperator):
         plan = self._plan(progress, stopper, hook)
         plan.attempt = f"try {getattr(context.get('ti'), 'try_number', None) or 1}"
         try:
-            with self._stop_on_signals(stopper):
+            _ledger.apply_to_plan(plan, hook, self, context)
+            with _common.stop_on_signals(stopper):
                 return self._passes(context, plan, progress)
         finally:
             self._stopper = None
@@ -257,32 +262,6 @@ class BatchTriggerAssistantCallsOperator(KeepsPersonalDataOut, BaseOperator):
                 close = getattr(gate, "close", None)
                 if close is not None:
                     close()
-
-    @contextmanager
-    def _stop_on_signals(self, stopper: Stopper) -> Iterator[None]:
-        """While the batch runs, SIGTERM and SIGINT ask it to stop; a second one acts as before.
-
-        Airflow's own SIGTERM handler only calls ``on_kill`` (3.x) or raises at once, even mid-send
-        (2.x); this one lets the send in flight finish. The previous handlers are restored after.
-        """
-        if threading.current_thread() is not threading.main_thread():
-            yield  # signal handlers can only be set from the main thread; on_kill still works
-            return
-        previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
-
-        def handler(signum: int, frame: Any) -> None:
-            if stopper.requested:  # asked twice: do what would have happened without us
-                _delegate(previous[signal.Signals(signum)], signum, frame)
-                return
-            stopper.request(f"the task received {signal.Signals(signum).name}")
-
-        for sig in STOP_SIGNALS:
-            signal.signal(sig, handler)
-        try:
-            yield
-        finally:
-            for sig, old in previous.items():
-                signal.signal(sig, old if old is not None else signal.SIG_DFL)
 
     def _passes(self, context: Context, plan: Plan, progress: ProgressStore) -> dict[str, Any]:
         while True:
@@ -426,15 +405,6 @@ class BatchTriggerAssistantCallsOperator(KeepsPersonalDataOut, BaseOperator):
         if verdict.kind == FAILED:
             raise AirflowFailException(verdict.message)
         return summary
-
-
-def _delegate(handler: Any, signum: int, frame: Any) -> None:
-    """Run a signal's earlier disposition: its Python handler, or the default action."""
-    if callable(handler):
-        handler(signum, frame)
-    elif handler != signal.SIG_IGN:
-        signal.signal(signum, signal.SIG_DFL)
-        signal.raise_signal(signum)
 
 
 def _raising(exc: Exception) -> Iterator[Any]:

@@ -454,3 +454,58 @@ def test_an_unusable_call_id_is_refused_before_any_request(call_id, rule):
     with pytest.raises(AltaValidationError, match=rule) as info:
         _settings().call_url(call_id)
     assert [e.field for e in info.value.errors] == ["call_id"]
+
+
+def test_the_contact_ledger_extras_are_read_and_their_secrets_never_shown():
+    s = settings_from_fields(
+        host=None,
+        password="t",
+        extra={
+            "contact_ledger": "postgresql+psycopg2://alta:L3dgerPw@db.internal/alta",
+            "contact_ledger_secret": "pepper-7f3a",
+            "contact_policy": " 3 / 24h ",
+        },
+    )
+    assert s.contact_ledger == "postgresql+psycopg2://alta:L3dgerPw@db.internal/alta"
+    assert (s.contact_ledger_secret, s.contact_policy) == ("pepper-7f3a", "3/24h")
+    text = repr(s)
+    assert "L3dgerPw" not in text
+    assert "pepper" not in text
+    assert "postgresql+psycopg2://alta:***@db.internal/alta" in text
+    bare = settings_from_fields(host=None, password="t")
+    assert (bare.contact_ledger, bare.contact_ledger_secret, bare.contact_policy) == (None, None, None)
+
+
+def test_the_ledger_extras_are_sensitive_form_fields():
+    from airflow_provider_alta.config import EXTRA_FIELDS, SENSITIVE_EXTRAS
+
+    assert {"contact_ledger", "contact_ledger_secret"} == SENSITIVE_EXTRAS
+    by_name = {f.name: f for f in EXTRA_FIELDS}
+    assert by_name["contact_ledger"].schema == {"format": "password"}
+    assert "format" not in by_name["contact_policy"].schema
+
+
+@pytest.mark.parametrize("bad", ["1/7", "often", "0/1d", "1/0h", 7])
+def test_a_bad_contact_policy_names_the_field(bad):
+    with pytest.raises(AltaConfigurationError, match=r"^contact_policy: "):
+        settings_from_fields(host=None, password="t", extra={"contact_policy": bad})
+
+
+@pytest.mark.parametrize("url", ["not a url", "alta:S3cret@nowhere", "postgresql//alta:S3cret@host/db", 5])
+def test_a_contact_ledger_that_is_no_url_is_refused_without_echoing_it(url):
+    with pytest.raises(AltaConfigurationError, match=r"^contact_ledger must be a SQLAlchemy URL") as raised:
+        settings_from_fields(host=None, password="t", extra={"contact_ledger": url})
+    assert "S3cret" not in str(raised.value)
+
+
+def test_mask_url_password():
+    from airflow_provider_alta.config import mask_url_password
+
+    assert mask_url_password("postgresql://u:p@ss/w@rd@h:5432/db") == "postgresql://u:***@h:5432/db"
+    assert mask_url_password("postgresql://u@h/db") == "postgresql://u@h/db"
+    assert mask_url_password("sqlite:////var/a@b.db") == "sqlite:////var/a@b.db"
+
+
+def test_the_ledger_account_is_the_account_else_the_host():
+    assert _settings(account=" Acme  Corp ").ledger_account == "acme corp"
+    assert _settings(account=None, host="http://127.0.0.1:8080/v1").ledger_account == "127.0.0.1:8080"

@@ -36,6 +36,9 @@ def test_connection_type_entry():
         "calls_per_minute",
         "rate_limiter_url",
         "account",
+        "contact_ledger",
+        "contact_ledger_secret",
+        "contact_policy",
     }
 
 

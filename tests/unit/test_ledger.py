@@ -212,3 +212,40 @@ def test_a_reservation_of_another_account_is_refused(db_url, ledger):
 def test_naive_now_is_refused(ledger):
     with pytest.raises(ValueError, match="timezone-aware"):
         ledger.reserve(ANN, "1/7d", by="a", now=datetime(2026, 1, 1))
+
+
+def test_resume_returns_the_same_reserved_row_of_the_same_label_only(ledger):
+    first = reserved(ledger.reserve(ANN, "1/7d", by="dag/run/call/3", now=NOW))
+    again = reserved(
+        ledger.reserve(ANN, "1/7d", by="dag/run/call/3", now=NOW + timedelta(hours=1), resume=True)
+    )
+    assert again == first
+    assert isinstance(ledger.reserve(ANN, "1/7d", by="dag/run/call/4", resume=True, now=NOW), Blocked)
+    ledger.confirm(first, CALLED, now=NOW)
+    # a confirmed row is not a reservation to resume: the policy decides
+    blocked = ledger.reserve(ANN, "1/7d", by="dag/run/call/3", now=NOW + timedelta(hours=2), resume=True)
+    assert isinstance(blocked, Blocked)
+    assert [a.state for a in ledger.history(ANN)] == [CALLED]
+
+
+def test_no_policy_records_every_call_and_only_opt_outs_block(ledger):
+    for hour in range(3):
+        reserved(ledger.reserve(ANN, None, by="batch", now=NOW + timedelta(hours=hour)))
+    assert ledger.check(ANN, None) is None
+    ledger.opt_out([ANN], "crm", now=NOW)
+    assert ledger.reserve(ANN, None, by="batch") == Blocked(OPTED_OUT, ledger.person_key(ANN), None)
+    assert len(ledger.history(ANN)) == 3
+
+
+def test_check_reads_without_reserving_and_confirm_reserved_settles_one_label(ledger):
+    reserved(ledger.reserve(ANN, "1/7d", by="dag/run/call/1", now=NOW))
+    reserved(ledger.reserve(ANN, None, by="dag/run/call/2", now=NOW))
+    blocked = ledger.check(ANN, "1/7d", now=NOW + timedelta(days=1))
+    assert blocked is not None
+    assert blocked.next_allowed == NOW + timedelta(days=7)
+    assert len(ledger.history(ANN)) == 2
+    assert ledger.confirm_reserved(ANN, "dag/run/call/1", AMBIGUOUS) == 1
+    assert ledger.confirm_reserved(ANN, "dag/run/call/1", AMBIGUOUS) == 0
+    assert sorted(a.state for a in ledger.history(ANN)) == [AMBIGUOUS, RESERVED]
+    with pytest.raises(ValueError, match="confirm takes"):
+        ledger.confirm_reserved(ANN, "dag/run/call/2", RELEASED)

@@ -102,7 +102,7 @@ def test_the_whole_ui_field_behaviour_is_the_provider_infos():
 
 def test_airflow_2_form_widgets_match_the_provider_info_field_by_field():
     pytest.importorskip("wtforms", reason="Airflow 2's form; Airflow 3.2+ reads the provider info")
-    from wtforms import IntegerField, StringField
+    from wtforms import IntegerField, PasswordField, StringField
 
     from airflow_provider_alta.config import EXTRA_FIELDS
     from airflow_provider_alta.get_provider_info import get_provider_info
@@ -117,6 +117,8 @@ def test_airflow_2_form_widgets_match_the_provider_info_field_by_field():
         assert widget.kwargs["description"] == field["description"], name
         assert widget.kwargs["default"] == field["schema"].get("default"), name
         kind = IntegerField if "integer" in field["schema"]["type"] else StringField
+        if field["schema"].get("format") == "password":  # sensitive in Airflow 3.2+'s form too
+            kind = PasswordField
         assert widget.field_class is kind, name
 
 
@@ -249,3 +251,80 @@ def test_an_unusable_call_id_is_refused_before_any_request(monkeypatch):
     _connection(monkeypatch)
     with pytest.raises(AltaValidationError, match="call_id"):
         AltaHook().get_call("bad\nid")
+
+
+def _ledger_connection(monkeypatch, **extra) -> None:
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_ALTA_DEFAULT", json.dumps({"conn_type": "alta", "password": TOKEN, "extra": extra})
+    )
+
+
+def test_no_contact_ledger_extra_means_no_ledger(monkeypatch):
+    _ledger_connection(monkeypatch)
+    assert AltaHook().contact_ledger() is None
+
+
+def test_the_contact_ledger_is_opened_once_per_hook_for_the_account_and_closed(monkeypatch, tmp_path):
+    _ledger_connection(
+        monkeypatch,
+        contact_ledger=f"sqlite:///{tmp_path / 'ledger.db'}",
+        account="Acme",
+        contact_policy="1/7d",
+    )
+    hook = AltaHook()
+    ledger = hook.contact_ledger()
+    assert ledger is not None
+    assert ledger.account == "acme"
+    assert hook.contact_ledger() is ledger
+    assert (tmp_path / "ledger.db").exists()
+    hook.close()
+    reopened = hook.contact_ledger()
+    assert reopened is not None
+    assert reopened is not ledger
+    hook.close()
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("mysql://alta:L3dgerPw@db/alta", "unsupported database"),
+        ("sqlite://", "SQLite needs a file path"),
+        ("postgresql+nodriver://alta:L3dgerPw@db/alta", ""),
+    ],
+)
+def test_an_unusable_contact_ledger_url_is_a_configuration_error_with_the_password_masked(
+    monkeypatch, url, problem
+):
+    _ledger_connection(monkeypatch, contact_ledger=url)
+    with pytest.raises(AltaConfigurationError, match=r"^contact_ledger \(") as raised:
+        AltaHook().contact_ledger()
+    assert problem in str(raised.value)
+    assert "L3dgerPw" not in str(raised.value)
+
+
+def test_an_unreachable_contact_ledger_is_retryable_and_masks_its_password(monkeypatch):
+    import socket
+
+    from airflow_provider_alta.contact_gate import ContactLedgerUnavailable
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    _ledger_connection(monkeypatch, contact_ledger=f"postgresql+psycopg2://alta:L3dgerPw@127.0.0.1:{port}/db")
+    with pytest.raises(ContactLedgerUnavailable, match=r"^contact_ledger \(postgresql") as raised:
+        AltaHook().contact_ledger()
+    assert "L3dgerPw" not in str(raised.value)
+    assert raised.value.task_retry
+
+
+def test_the_ledger_secrets_are_registered_with_the_secrets_masker(monkeypatch, tmp_path):
+    from airflow.providers.common.compat.sdk import redact
+
+    _ledger_connection(
+        monkeypatch,
+        contact_ledger="postgresql+psycopg2://alta:L3dgerPw-unit@db.internal/alta",
+        contact_ledger_secret="pepper-unit-7f3a",
+    )
+    _ = AltaHook().settings
+    assert "L3dgerPw-unit" not in str(redact("password L3dgerPw-unit"))
+    assert "pepper-unit-7f3a" not in str(redact("secret pepper-unit-7f3a"))
