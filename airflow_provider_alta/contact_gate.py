@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, TypeVar
 
-from airflow_provider_alta import exceptions, send_record
+from airflow_provider_alta import send_record
 from airflow_provider_alta.contact_policy import ContactPolicy
-from airflow_provider_alta.exceptions import AltaAPIError
+from airflow_provider_alta.exceptions import ContactLedgerUnavailable
 from airflow_provider_alta.ledger import AMBIGUOUS, CALLED, OPTED_OUT, Blocked, Reservation
 from airflow_provider_alta.masking import mask_phone
 
@@ -42,26 +42,6 @@ __all__ = [
     "ledger_problem",
     "next_allowed_iso",
 ]
-
-
-class ContactLedgerUnavailable(AltaAPIError):
-    """The contact ledger could not be read or written before sending: nothing was sent; retryable."""
-
-    task_retry = True
-    batch_state = exceptions.NOT_REACHED
-    stops_batch = True
-
-    @property
-    def retry_reason(self) -> str:
-        return "the contact ledger could not be reached: nothing was sent"
-
-    @property
-    def record_reason(self) -> str:
-        return f"not sent: {self.message}"
-
-    @property
-    def stop_reason(self) -> str:
-        return "the contact ledger could not be reached"
 
 
 def ledger_problem(exc: BaseException, secret: str | None = None) -> str:

@@ -21,9 +21,11 @@ AltaRateBudgetError           no      yes         no          not_reached   yes
 AltaAmbiguousOutcomeError     maybe   no          yes         ambiguous     no
 AltaNotFoundError             no      no          yes         rejected      no
 AltaReadError                 no      yes         no          not_reached   yes
+ContactLedgerUnavailable      no      yes         no          not_reached   yes
 ============================  ======  ==========  ==========  ============  ===========
 
-The last two come only from reading a call back (``GET /calls/{id}``), which changes nothing.
+``AltaNotFoundError`` and ``AltaReadError`` come only from reading a call back (``GET /calls/{id}``),
+which changes nothing; ``ContactLedgerUnavailable``: the contact ledger could not be used before sending.
 """
 
 from __future__ import annotations
@@ -252,6 +254,26 @@ class AltaReadError(AltaAPIError):
     @property
     def stop_reason(self) -> str:
         return f"Alta did not answer ({self.message})"
+
+
+class ContactLedgerUnavailable(AltaAPIError):
+    """The contact ledger could not be read or written before sending: nothing was sent; retryable."""
+
+    task_retry = True
+    batch_state = NOT_REACHED
+    stops_batch = True
+
+    @property
+    def retry_reason(self) -> str:
+        return "the contact ledger could not be reached: nothing was sent"
+
+    @property
+    def record_reason(self) -> str:
+        return f"not sent: {self.message}"
+
+    @property
+    def stop_reason(self) -> str:
+        return "the contact ledger could not be reached"
 
 
 NEVER_RESENT = "the call may have been placed; Alta has no idempotency key, so it is never resent"

@@ -98,7 +98,7 @@ class AltaHook(BaseHook):
         Opened once per hook (a small pool: tasks are short-lived), closed by :meth:`close`. People
         are keyed by :attr:`AltaSettings.ledger_account`. A bad URL is an
         :class:`AltaConfigurationError`, an unreachable database a retryable
-        :class:`~airflow_provider_alta.contact_gate.ContactLedgerUnavailable`; both name
+        :class:`~airflow_provider_alta.exceptions.ContactLedgerUnavailable`; both name
         ``contact_ledger`` with the password masked.
         """
         if "_contact_ledger" in self.__dict__:

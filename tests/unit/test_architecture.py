@@ -18,19 +18,20 @@ PACKAGE_DIR = Path(airflow_provider_alta.__file__).resolve().parent
 REPO = PACKAGE_DIR.parent
 
 # The Airflow adapters; every other module of the package is the pure core.
-ADAPTERS = ("hooks", "operators", "sensors", "triggers", "get_provider_info")
+ADAPTERS = ("hooks", "operators", "sensors", "triggers", "notifications", "get_provider_info")
 # Besides the pure core and itself, what each adapter may import.
 ADAPTER_MAY_IMPORT = {
     "hooks": set(),
     "operators": {"hooks", "triggers"},
     "sensors": {"hooks", "triggers"},
     "triggers": {"hooks"},
+    "notifications": {"hooks"},
     "get_provider_info": set(),
 }
 # Adapters that must import without Airflow too: Airflow's providers manager reads them first.
 AIRFLOW_FREE_ADAPTERS = ("airflow_provider_alta.get_provider_info",)
 # Slow or optional libraries the pure core imports only inside the functions that need them.
-LAZY_LIBRARIES = {"airflow", "pendulum", "phonenumbers", "redis"}
+LAZY_LIBRARIES = {"airflow", "pendulum", "phonenumbers", "redis", "sqlalchemy"}
 # Test tooling and examples: they may import the package; the package never imports them.
 OUTSIDE = ("tests", "example_dags", "scripts", "benchmarks", "alta_testing")
 

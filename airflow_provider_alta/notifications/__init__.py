@@ -1,0 +1,1 @@
+"""Airflow notifiers: an Alta assistant calls someone from a DAG or task callback."""
