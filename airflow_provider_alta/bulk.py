@@ -153,6 +153,7 @@ class Plan:
     contact_resume: bool = False  # progress is durable: "no record" proves nothing was sent
     on_progress: Callable[[PassResult], None] | None = None
     progress_every: float = 10.0
+    total: int | None = None  # how many records, for the ETA when the source has no len()
     clock: Callable[[], float] = time.monotonic
     stop: Stopper = field(default_factory=Stopper)
 
@@ -182,7 +183,7 @@ class PassResult:
 
 def run_pass(records: Iterable[Any], plan: Plan) -> PassResult:
     """Process every record once; see the module docstring."""
-    result = PassResult(started=plan.clock())
+    result = PassResult(started=plan.clock(), total=plan.total)
     seen: dict[Hashable, str] = {}
     last_report = result.started
     for index, record in _read(records, result):

@@ -13,12 +13,36 @@ from collections.abc import Callable, Collection, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_provider_alta.bulk import CALLED, DRY_RUN, FAILURES, NOT_REACHED, OUTSIDE_HOURS, PassResult
-from airflow_provider_alta.masking import mask_phone
+from airflow_provider_alta.bulk import (
+    CALLED,
+    DRY_RUN,
+    FAILURES,
+    NOT_REACHED,
+    OUTSIDE_HOURS,
+    Decision,
+    PassResult,
+)
+from airflow_provider_alta.masking import mask_phone, mask_text
 from airflow_provider_alta.payload import AssistantCall
 
 OUTSIDE_CALLING_HOURS = ("defer", "skip")
 XCOM_OUTCOMES = ("all", "problems", "none")
+
+#: A campaign fails when more than this share of the records it tried failed (see ``too_many``).
+DEFAULT_MAX_FAILURE_RATIO = 0.5
+#: ... judged once at least this many records were tried (or when every one failed).
+DEFAULT_FAILURE_RATIO_MIN_RECORDS = 10
+#: States that count as tried: a call was (or, in a dry run, would be) made, or it failed.
+FAILED_STATES = tuple(s for s in FAILURES if s != NOT_REACHED)
+TRIED_STATES = (CALLED, DRY_RUN, *FAILED_STATES)
+#: A waiting campaign (in its process or deferred) logs at least this often (seconds).
+WAIT_LOG_EVERY = 180.0
+#: How many problems the log (and a failure's message) shows.
+PROBLEMS_SHOWN = 5
+RUN_NOW_HINT = (
+    'To call now instead (e.g. under `airflow dags test`), set calling_hours="off"; '
+    'or set outside_calling_hours="skip" to skip records outside their window.'
+)
 
 #: Verdict kinds: the campaign succeeded; it ended early and a retry resumes it; it failed for good.
 SUCCEEDED = "succeeded"
@@ -35,7 +59,8 @@ class CampaignOptions:
     record_key: str | None = None
     outside_calling_hours: str = "defer"
     max_failures: int | None = None
-    max_failure_ratio: float | None = None
+    max_failure_ratio: float | None = DEFAULT_MAX_FAILURE_RATIO
+    failure_ratio_min_records: int = DEFAULT_FAILURE_RATIO_MIN_RECORDS
     xcom_outcomes: str = "all"
     include_phone: bool = False
     dry_run: bool = False
@@ -47,6 +72,13 @@ class CampaignOptions:
             )
         if self.xcom_outcomes not in XCOM_OUTCOMES:
             raise ValueError(f"xcom_outcomes must be 'all', 'problems' or 'none', not {self.xcom_outcomes!r}")
+        if self.max_failures is not None and not self.max_failures >= 0:
+            raise ValueError(f"max_failures must be 0 or more, or None, not {self.max_failures!r}")
+        ratio = self.max_failure_ratio
+        if ratio is not None and not 0 <= ratio <= 1:
+            raise ValueError(f"max_failure_ratio must be between 0 and 1, or None, not {ratio!r}")
+        if not self.failure_ratio_min_records >= 1:
+            raise ValueError("failure_ratio_min_records must be at least 1")
 
     @property
     def wait_for_window(self) -> bool:
@@ -87,6 +119,16 @@ class CampaignOptions:
             return str(record[self.record_key])
         return str(index)
 
+    def payload_record(self, record: Any, field_map: Mapping[str, str] | None) -> Any:
+        """``record`` without its ``record_key`` column when that column is no payload field
+        (``field_map`` does not map it and it is not a call field): it keys outcomes only."""
+        key = self.record_key
+        if not key or not isinstance(record, Mapping) or key not in record:
+            return record
+        if key in (field_map or {}) or key in _call_fields():
+            return record
+        return {k: v for k, v in record.items() if k != key}
+
     def show_phone(self, number: str) -> str:
         """A record's number as its outcome shows it: masked unless ``include_phone``."""
         return number if self.include_phone else mask_phone(number)
@@ -99,15 +141,30 @@ class CampaignOptions:
             return {k: v for k, v in result.outcomes.items() if v["state"] not in (CALLED, DRY_RUN)}
         return result.outcomes
 
-    def too_many(self, failures: int, total: int) -> str | None:
-        """Why the failures break a threshold, or ``None`` when they do not."""
+    def too_many(self, failures: int, tried: int) -> str | None:
+        """Why the failures break a threshold, or ``None`` when they do not.
+
+        ``tried``: records called (or dry-run) or failed; skipped records count for neither. The
+        share is judged once ``failure_ratio_min_records`` were tried, or when every one failed.
+        """
         if self.max_failures is not None and failures > self.max_failures:
             return (
                 f"{failures} records failed (invalid, rejected or ambiguous), "
                 f"more than max_failures={self.max_failures}"
             )
-        if self.max_failure_ratio is not None and total and failures / total > self.max_failure_ratio:
-            return f"{failures}/{total} records failed, more than max_failure_ratio={self.max_failure_ratio}"
+        ratio = self.max_failure_ratio
+        if ratio is None or not tried or failures / tried <= ratio:
+            return None
+        if failures == tried:
+            return (
+                f"every record tried failed ({failures}/{tried} invalid, rejected or ambiguous; "
+                f"max_failure_ratio={ratio}, None disables)"
+            )
+        if tried >= self.failure_ratio_min_records:
+            return (
+                f"{failures}/{tried} records tried failed (invalid, rejected or ambiguous), more than "
+                f"max_failure_ratio={ratio} (None disables)"
+            )
         return None
 
 
@@ -144,8 +201,68 @@ def progress_line(result: PassResult, now: float) -> str:
     total = f"/{result.total}" if result.total is not None else ""
     eta = ""
     if result.total is not None and result.sent:
-        eta = f", ETA {max(0, result.total - result.done) / (result.sent / elapsed):.0f} s"
+        eta = f", ETA {duration(max(0, result.total - result.done) / (result.sent / elapsed))}"
     return f"{result.done}{total} done, {rate:.1f} calls/min{eta}"
+
+
+def duration(seconds: float) -> str:
+    """``seconds`` for a person: ``45 s``, ``12 min``, ``3 h 05 min``."""
+    seconds = max(0.0, seconds)
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
+
+
+def describe_moment(moment: Any) -> str:
+    """An aware moment in its own zone and in UTC: ``2026-11-24 08:00 America/New_York (13:00 UTC)``."""
+    from datetime import timezone
+
+    utc = moment.astimezone(timezone.utc)
+    zone = getattr(moment.tzinfo, "name", None) or getattr(moment.tzinfo, "key", None) or moment.tzname()
+    if zone in ("UTC", "Etc/UTC", "+00:00", None):
+        return f"{utc:%Y-%m-%d %H:%M} UTC"
+    return f"{moment:%Y-%m-%d %H:%M} {zone} ({utc:%H:%M} UTC)"
+
+
+def in_local_time(decision: Any) -> Any:
+    """A calling-window decision whose opening is shown in the record's zone (when it has one zone).
+
+    Window openings are UTC moments; the same moment in the recipient's zone lets the log say
+    "08:00 America/New_York". Comparisons between moments are unchanged.
+    """
+    zones: tuple[str, ...] = tuple(getattr(decision, "zones", ()))
+    opens_at = decision.opens_at
+    if decision.open or opens_at is None or len(zones) != 1 or not hasattr(opens_at, "in_timezone"):
+        return decision
+    return Decision(False, decision.reason, opens_at.in_timezone(zones[0]))
+
+
+def describe_wait(result: PassResult, moment: Any, now: Any) -> str:
+    """Why a campaign waits, until when (local time and UTC), and how many records wait.
+
+    Records waiting for a calling window add :data:`RUN_NOW_HINT`.
+    """
+    left = duration((moment - now).total_seconds())
+    waiting = len(result.pending)
+    if not waiting:
+        return f"Alta's rate limit: resuming at {describe_moment(moment)} (in {left})"
+    return (
+        f"{waiting} record(s) wait for their calling window; the first opens "
+        f"{describe_moment(moment)} (in {left}). {RUN_NOW_HINT}"
+    )
+
+
+def first_problems(result: PassResult, limit: int = PROBLEMS_SHOWN) -> list[str]:
+    """The first ``limit`` failed records, ``key: state (reason)``, masked."""
+    lines = []
+    for key, outcome in result.outcomes.items():
+        if outcome["state"] in FAILED_STATES:
+            reason = outcome.get("reason")
+            lines.append(mask_text(f"{key}: {outcome['state']}" + (f" ({reason})" if reason else "")))
+            if len(lines) >= limit:
+                break
+    return lines
 
 
 def describe_counts(result: PassResult) -> str:
@@ -203,8 +320,19 @@ def _verdict(result: PassResult, options: CampaignOptions) -> Verdict:
             f"{result.counts[NOT_REACHED]} record(s) not reached ({result.stopped}); a retry resumes "
             "with them and never calls anyone already called. Summary in XCom 'summary'.",
         )
-    failures = sum(result.counts[s] for s in FAILURES if s != NOT_REACHED)
-    problem = options.too_many(failures, result.done)
+    failures = sum(result.counts[s] for s in FAILED_STATES)
+    problem = options.too_many(failures, sum(result.counts[s] for s in TRIED_STATES))
     if problem:
-        return Verdict(FAILED, f"{problem}. Summary in XCom 'summary'.")
+        shown = "; ".join(first_problems(result))
+        return Verdict(FAILED, f"{problem}. First problems: {shown}. Summary in XCom 'summary'.")
     return Verdict(SUCCEEDED)
+
+
+def _call_fields() -> frozenset[str]:
+    """The payload's field names, snake_case and camelCase."""
+    from dataclasses import fields
+
+    from airflow_provider_alta.payload import to_camel
+
+    names = [f.name for f in fields(AssistantCall)]
+    return frozenset([*names, *(to_camel(n) for n in names)])

@@ -42,15 +42,24 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": [
                     "airflow_provider_alta.operators.alta",
                     "airflow_provider_alta.operators.batch",
+                    "airflow_provider_alta.operators.opt_out",
                 ],
             }
         ],
         "triggers": [
-            {"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_alta.triggers.alta"]}
+            {
+                "integration-name": _INTEGRATION,
+                "python-modules": [
+                    "airflow_provider_alta.triggers.alta",
+                    "airflow_provider_alta.triggers.batch",
+                    "airflow_provider_alta.triggers.calling_window",
+                ],
+            }
         ],
         "sensors": [
             {"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_alta.sensors.alta"]}
         ],
+        "notifications": ["airflow_provider_alta.notifications.alta.AltaNotifier"],
         "connection-types": [
             {
                 "connection-type": "alta",

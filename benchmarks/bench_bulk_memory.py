@@ -63,6 +63,7 @@ def child(setup: str, records: int, trace: bool) -> dict[str, Any]:
         dedupe_key=dedupe,
         calling_hours=None if setup == "hours" else False,
         outside_calling_hours="skip",
+        outcomes_xcom_limit=None,  # every outcome in the summary, as before the outcome files
         progress_interval=3600.0,
     )
     if trace:

@@ -75,6 +75,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             assistant_id="asst_bench",
             calls_per_minute=per_minute,
             calling_hours=False,
+            outcomes_xcom_limit=None,  # every outcome in the summary, as before the outcome files
             progress_interval=args.progress_interval,
         )
         started = time.perf_counter()

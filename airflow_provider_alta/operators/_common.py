@@ -9,7 +9,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow.providers.common.compat.sdk import AirflowFailException, literal
 
@@ -164,13 +164,33 @@ def now_utc() -> Any:
     return pendulum.now("UTC")
 
 
-def datetime_trigger(moment: Any) -> Any:
-    """A trigger that fires at ``moment``, on Airflow 3 (standard provider) and 2.11 (core)."""
-    try:
-        from airflow.providers.standard.triggers.temporal import DateTimeTrigger
-    except ImportError:  # Airflow 2 without the standard provider
-        from airflow.triggers.temporal import DateTimeTrigger  # type: ignore[no-redef]
-    return DateTimeTrigger(moment=moment)
+_WAITING = "_alta_waits_in_trigger"
+
+
+def defer_waiting(
+    task: BaseOperator, *, trigger: Any, method_name: str, kwargs: dict[str, Any] | None = None
+) -> NoReturn:
+    """``task.defer(...)``, noting that the task now waits in its trigger (see :func:`stop_if_waiting`)."""
+    setattr(task, _WAITING, True)
+    task.defer(trigger=trigger, method_name=method_name, kwargs=kwargs)
+    raise AssertionError("defer() always raises TaskDeferred")  # Airflow 2's stubs do not say so
+
+
+def running(task: BaseOperator) -> None:
+    """At each entry point (``execute``, a resume): the task runs; it does not wait in a trigger."""
+    setattr(task, _WAITING, False)
+
+
+def stop_if_waiting(task: BaseOperator) -> None:
+    """From ``on_kill``: end the process of a task that deferred yet still runs (``SystemExit`` 143).
+
+    A deferred task's process ends and the triggerer waits. Under ``airflow dags test`` the trigger
+    runs inline in the task's process, where Airflow 3's SIGTERM handler only calls ``on_kill``: the
+    wait (up to days, for a calling window) would go on.
+    """
+    if getattr(task, _WAITING, False):
+        task.log.warning("Stopped (SIGTERM) while waiting in the trigger: the task was not resumed")
+        raise SystemExit(128 + signal.SIGTERM)
 
 
 def masked_payload(call: AssistantCall) -> dict[str, Any]:

@@ -7,33 +7,26 @@ from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import (
-    AirflowException,
-    AirflowFailException,
-    AirflowSkipException,
-    BaseOperator,
-)
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, BaseOperator
 from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_3_PLUS
 
 from airflow_provider_alta import send_record
 from airflow_provider_alta.contact_gate import Blocked, ContactGate, guarded_send
 from airflow_provider_alta.exceptions import AltaAPIError, AltaConfigurationError, AltaValidationError
 from airflow_provider_alta.masking import mask_email, mask_phone, mask_value, scrub_answer
-from airflow_provider_alta.operators import _common, _ledger, _state_store
+from airflow_provider_alta.operators import _common, _ledger, _mapped, _outcome_wait, _state_store, _window
 from airflow_provider_alta.operators._common import (
     KeepsPersonalDataOut,
-    datetime_trigger,
     keep_mapped_values_literal,
     masked_transfer,
 )
-from airflow_provider_alta.outcome import call_id_from, unavailable
+from airflow_provider_alta.outcome import call_id_from
 from airflow_provider_alta.payload import AssistantCall, build_call, merge_record
-from airflow_provider_alta.send_record import CALLED, FINAL, MAYBE_PLACED, PLACED, ProgressStore
+from airflow_provider_alta.send_record import FINAL, MAYBE_PLACED, PLACED, ProgressStore
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
-    from airflow_provider_alta.calling_hours import WindowDecision
     from airflow_provider_alta.config import AltaSettings
     from airflow_provider_alta.hooks.alta import AltaHook
 
@@ -77,9 +70,13 @@ class TriggerAssistantCallOperator(KeepsPersonalDataOut, BaseOperator):
         the connection's ``contact_policy`` extra, else opt-outs only). Needs the connection's
         ``contact_ledger``. A person it blocks is not called: the task is skipped, with XCom
         ``contact`` = ``{"state": "skipped_recently_called" | "opted_out", "next_allowed": ...}``.
+    :param record_key: a value that identifies the record, such as a lead id (templated). It is in
+        the XCom result and the ``contact`` XCom, and it is a mapped call's map index in the UI.
 
     The result has the masked number, Alta's (masked) answer and its ``call_id`` (``None`` if the
-    answer had none), and with ``wait_for_outcome`` the masked ``outcome``.
+    answer had none), with ``wait_for_outcome`` the masked ``outcome``, and ``record_key`` if given.
+    Mapped (``partial().expand()``), each call's map index shows its ``record_key``, else its masked
+    number: the default ``map_index_template`` is ``"{{ task.call_label }}"``.
 
     Never twice: on Airflow 3.3+, a record in the task state store, keyed by whom it calls (a hash
     of the number and the assistant), says ``sending`` before the request and how it ended after.
@@ -93,6 +90,7 @@ class TriggerAssistantCallOperator(KeepsPersonalDataOut, BaseOperator):
         "default_region",
         "calling_hours",
         "contact_policy",
+        "record_key",
     )
     template_fields_renderers = {"data": "json", "call_transfer": "json", "calling_hours": "json"}
     # Rendered, these fields show masked in Airflow (database, UI); the call uses the real values.
@@ -127,6 +125,7 @@ class TriggerAssistantCallOperator(KeepsPersonalDataOut, BaseOperator):
         outcome_timeout: timedelta | float = timedelta(hours=1),
         allow_rerun_without_progress: bool = False,
         contact_policy: str | None = None,
+        record_key: str | int | None = None,
         **kwargs: Any,
     ) -> None:
         if AIRFLOW_V_3_3_PLUS and kwargs.get("retry_policy") is None:
@@ -162,7 +161,19 @@ class TriggerAssistantCallOperator(KeepsPersonalDataOut, BaseOperator):
         self.allow_rerun_without_progress = allow_rerun_without_progress
         _ledger.check_policy(contact_policy)
         self.contact_policy = contact_policy
+        self.record_key = record_key
+        self._e164: str | None = None  # the validated number, once built (for the map index)
         keep_mapped_values_literal(self, raw_task_id)
+
+    @classmethod
+    def partial(cls, **kwargs: Any) -> Any:  # type: ignore[override]
+        """``BaseOperator.partial`` with a map index that names each call (see ``call_label``)."""
+        return super().partial(**_mapped.with_default_template(kwargs))
+
+    @property
+    def call_label(self) -> str:
+        """This call's map index: its ``record_key``, else its masked number (``+1202***0143``)."""
+        return _mapped.label(self, self._e164)
 
     @cached_property
     def hook(self) -> AltaHook:
@@ -177,34 +188,16 @@ class TriggerAssistantCallOperator(KeepsPersonalDataOut, BaseOperator):
         """Resume after waiting for the calling window: check it again, then call."""
         return self._attempt(context)
 
+    def on_kill(self) -> None:
+        """SIGTERM while the wait runs inline (``airflow dags test``) ends it; see ``stop_if_waiting``."""
+        _common.stop_if_waiting(self)
+
     def execute_outcome(
         self, context: Context, event: Any = None, placed: Mapping[str, Any] | None = None
     ) -> dict[str, Any]:
         """Resume after waiting for the call to end: the placed result plus its masked outcome."""
-        if not isinstance(event, Mapping) or not event.get("call_id"):
-            raise AirflowException("The wait for the call's outcome ended without an event")
-        call = self.build_call()
-        call_id = str(event["call_id"])
-        status = event.get("status")
-        if status == "timeout":
-            raise AirflowException(
-                f"Call {call_id} was placed but had not ended after {self.outcome_timeout}. It is never "
-                f"placed again: {self._retry_note()}"
-            )
-        if status != "ended":
-            raise AirflowFailException(
-                f"Could not read call {call_id} ({event.get('error')}: {event.get('message')}). The "
-                "call was placed and is not placed again."
-            )
-        progress, key, by = self._record_of(context, call)
-        earlier = progress.get(key) if progress is not None else None
-        stored = _state_store.stored_result(earlier) or placed or self._result(call, "placed", masked=True)
-        result = {**stored, "call_id": call_id, "outcome": event.get("outcome")}
-        if progress is not None:
-            by = earlier.get("by", by) if isinstance(earlier, Mapping) else by
-            progress.set(key, send_record.record(CALLED, by, result=result))
-        self.log.info("Call %s ended: %s", call_id, _common.brief_outcome(result["outcome"]))
-        return self._shown(result, call)
+        _common.running(self)
+        return _outcome_wait.resumed(self, context, self.build_call(), event, placed)
 
     def _settings(self) -> AltaSettings:
         return self.hook.settings
@@ -214,14 +207,17 @@ class TriggerAssistantCallOperator(KeepsPersonalDataOut, BaseOperator):
         shared = {f: self.personal(f) for f in _PAYLOAD_FIELDS}
         try:
             fields = merge_record(shared, self.prospect, self.field_map)
-            return build_call(fields, default_region=_common.default_region(self, self._settings))
+            call = build_call(fields, default_region=_common.default_region(self, self._settings))
         except (AltaValidationError, AltaConfigurationError) as exc:
             raise AirflowFailException(str(exc)) from exc
+        self._e164 = call.phone_number
+        return call
 
     # Not ResumableJobMixin: it stores the job id after submitting, so a death between the two
     # submits again (a second real call), and it resubmits after a failed job. Here "sending" is
     # stored before the request, and a try that finds it never sends; the wait is a deferral.
     def _attempt(self, context: Context) -> dict[str, Any]:
+        _common.running(self)
         call = self.build_call()
         window = _common.call_window(self.calling_hours)
         if self.is_dry_run:  # a dry run never reads or writes the task state store
@@ -253,19 +249,19 @@ class TriggerAssistantCallOperator(KeepsPersonalDataOut, BaseOperator):
             _state_store.check_rerun(context, self.allow_rerun_without_progress)
         decision = window(call) if window is not None else None
         if decision is not None and not decision.open:
-            self._outside_window(decision)
+            _window.outside_window(self, decision, self.call_label)
         with _ledger.opened_gate(self.hook, self.contact_policy) as gate:
             response = self._send(call, progress, key, attempt, gate, by, resume)
         if isinstance(response, Blocked):
-            _ledger.skip_blocked(context, response, call, gate)
+            keyed = _mapped.keyed_context(context, self._record_key(call))
+            _ledger.skip_blocked(keyed, response, call, gate)
         result = self._result(
             call, "placed", response=self._scrub(response, call), call_id=call_id_from(response)
         )
         if not self.wait_for_outcome:
             return result
-        return self._follow(
-            call, self._result(call, "placed", masked=True, response=response), progress, key, attempt
-        )
+        stored = self._result(call, "placed", masked=True, response=response)
+        return _outcome_wait.follow(self, call, stored, progress, key, attempt)
 
     def _send(
         self,
@@ -305,44 +301,6 @@ class TriggerAssistantCallOperator(KeepsPersonalDataOut, BaseOperator):
                 f"{exc} This task is not retried." if maybe_placed else str(exc)
             ) from exc
 
-    def _follow(
-        self,
-        call: AssistantCall,
-        stored: dict[str, Any],
-        progress: ProgressStore | None,
-        key: str,
-        by: str,
-    ) -> dict[str, Any]:
-        """Wait for the placed call (``stored``: its masked result) to end: defer, or say why not."""
-        call_id = stored.get("call_id")
-        if not call_id:
-            reason = "Alta's answer carried no call id, so the call's outcome cannot be followed"
-            self.log.warning("%s. The call WAS placed and is not placed again.", reason)
-            result = {**stored, "outcome": unavailable(reason)}
-            if progress is not None:
-                progress.set(key, send_record.record(CALLED, by, result=result))
-            return self._shown(result, call)
-        from airflow_provider_alta.triggers.alta import AltaCallOutcomeTrigger
-
-        deadline = _common.now_utc() + self.outcome_timeout
-        self.log.info(
-            "Call %s placed; waiting for it to end (a read every %g s, until %s)",
-            call_id,
-            self.outcome_poll_interval,
-            deadline.isoformat(),
-        )
-        self.defer(
-            trigger=AltaCallOutcomeTrigger(
-                call_id=call_id,
-                alta_conn_id=self.alta_conn_id,
-                poll_interval=self.outcome_poll_interval,
-                deadline=deadline,
-            ),
-            method_name="execute_outcome",
-            kwargs={"placed": stored},
-        )
-        raise AssertionError("defer() always raises TaskDeferred")  # Airflow 2's stubs do not say so
-
     def _already_placed(
         self, call: AssistantCall, earlier: send_record.Earlier, progress: ProgressStore, key: str
     ) -> dict[str, Any]:
@@ -353,7 +311,7 @@ class TriggerAssistantCallOperator(KeepsPersonalDataOut, BaseOperator):
             "This call was placed by %s (call id %s): not placing it again", by, stored.get("call_id")
         )
         if self.wait_for_outcome and "outcome" not in stored:
-            return self._follow(call, stored, progress, key, str(by))
+            return _outcome_wait.follow(self, call, stored, progress, key, str(by))
         return self._shown(stored, call)
 
     def _record_of(self, context: Context, call: AssistantCall) -> tuple[ProgressStore | None, str, str]:
@@ -361,22 +319,6 @@ class TriggerAssistantCallOperator(KeepsPersonalDataOut, BaseOperator):
         key = send_record.progress_key(("call", call.assistant_id, call.phone_number))
         attempt = f"try {_state_store.try_number(context)}"
         return _state_store.task_state_progress(context), key, attempt
-
-    def _retry_note(self) -> str:
-        if AIRFLOW_V_3_3_PLUS:
-            return "a retry waits for this same call again."
-        return (
-            "without Airflow 3.3's task state store a retry cannot find this call, and refuses to "
-            "call unless allow_rerun_without_progress=True."
-        )
-
-    def _outside_window(self, decision: WindowDecision) -> None:
-        if self.outside_calling_hours == "fail":
-            raise AirflowFailException(decision.reason)
-        if self.outside_calling_hours == "skip" or decision.opens_at is None:
-            raise AirflowSkipException(decision.reason)
-        self.log.info("%s; deferring until then", decision.reason)
-        self.defer(trigger=datetime_trigger(decision.opens_at), method_name="execute_complete")
 
     def _result(
         self, call: AssistantCall, status: str, *, masked: bool = False, **extra: Any
@@ -387,13 +329,23 @@ class TriggerAssistantCallOperator(KeepsPersonalDataOut, BaseOperator):
             extra["response"] = scrub_answer(extra["response"], call.phone_number, call.email)
         raw = self.include_phone_in_xcom and not masked
         phone = call.phone_number if raw else mask_phone(call.phone_number)
-        return {"status": status, "assistant_id": call.assistant_id, "phone_number": phone, **extra}
+        result = {"status": status, "assistant_id": call.assistant_id, "phone_number": phone, **extra}
+        if (record_key := self._record_key(call)) is not None:
+            result["record_key"] = record_key
+        return result
+
+    def _record_key(self, call: AssistantCall) -> Any:
+        """``record_key`` as XCom keeps it (the person's own number or email in it masked)."""
+        return _mapped.shown_key(self.record_key, call.phone_number, call.email)
 
     def _shown(self, stored: Mapping[str, Any], call: AssistantCall) -> dict[str, Any]:
-        """A stored (masked) result as XCom shows it: the raw number only with include_phone_in_xcom."""
+        """A stored (masked) result as XCom shows it: this task's record key; the raw number only with
+        include_phone_in_xcom."""
         result = dict(stored)
         if self.include_phone_in_xcom:
             result["phone_number"] = call.phone_number
+        if (record_key := self._record_key(call)) is not None:
+            result["record_key"] = record_key
         return result
 
     def _scrub(self, value: Any, call: AssistantCall) -> Any:

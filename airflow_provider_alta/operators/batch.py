@@ -25,16 +25,23 @@ from airflow_provider_alta.bulk import (
     run_pass,
 )
 from airflow_provider_alta.campaign import (
+    DEFAULT_FAILURE_RATIO_MIN_RECORDS,
+    DEFAULT_MAX_FAILURE_RATIO,
     FAILED,
     RESUMABLE,
+    WAIT_LOG_EVERY,
     CampaignOptions,
     describe_counts,
+    describe_moment,
+    describe_wait,
+    first_problems,
+    in_local_time,
     next_pass,
     progress_line,
     summarize,
 )
 from airflow_provider_alta.masking import mask_value
-from airflow_provider_alta.operators import _common, _ledger
+from airflow_provider_alta.operators import _batch_outcomes, _batch_tries, _common, _ledger
 from airflow_provider_alta.operators._common import (
     KeepsPersonalDataOut,
     describe_records,
@@ -43,6 +50,7 @@ from airflow_provider_alta.operators._common import (
     unwrap_literal,
 )
 from airflow_provider_alta.operators._state_store import TaskStateProgress
+from airflow_provider_alta.outcome_sink import DEFAULT_OUTCOMES_PATH, DEFAULT_OUTCOMES_XCOM_LIMIT
 from airflow_provider_alta.payload import AssistantCall, build_call, merge_record
 
 if TYPE_CHECKING:
@@ -54,7 +62,6 @@ if TYPE_CHECKING:
 Records = (
     Sequence[Mapping[str, Any]] | Callable[[], Iterable[Mapping[str, Any]]] | Iterable[Mapping[str, Any]]
 )
-_STARTED = "alta:batch-started"  # with clear_on_success: this task's records exist (not erased)
 
 
 class _TaskStateProgress(TaskStateProgress):
@@ -88,13 +95,23 @@ class BatchTriggerAssistantCallsOperator(KeepsPersonalDataOut, BaseOperator):
         record key, a callable ``(record) -> key``, or ``None`` to keep duplicates.
     :param suppression: numbers never to call (normalised before comparing), or ``(record) -> bool``.
     :param record_key: record field whose value keys the per-record outcomes (default: the index).
+        A column that ``field_map`` does not map and that is no call field only keys the outcomes.
     :param calling_hours: as for ``TriggerAssistantCallOperator``.
     :param outside_calling_hours: ``"defer"`` (wait for the window, deferring when long) or ``"skip"``.
     :param max_failures: fail the task when more records than this are invalid, rejected or ambiguous.
-    :param max_failure_ratio: the same, as a share of all records.
+    :param max_failure_ratio: fail when more than this share of the records tried (called or failed;
+        skipped ones count for neither) failed: judged from ``failure_ratio_min_records`` records
+        tried, or when every one failed. Default 0.5; ``None`` disables.
+    :param failure_ratio_min_records: see ``max_failure_ratio`` (default 10).
     :param defer_threshold: waits longer than this many seconds (windows, long 429s) defer.
     :param xcom_outcomes: per-record outcomes in the XCom summary: ``"all"`` (default),
         ``"problems"`` (all but called and dry-run records) or ``"none"`` (counts only).
+    :param outcomes_xcom_limit: with more outcomes than this (default 1000; ``None``: no limit), they
+        go to ``outcomes_path`` as JSON lines and XCom keeps the counts and ``outcomes_path``.
+    :param outcomes_path: an ObjectStoragePath URL (templated; placeholders ``{dag_id}``, ``{run_id}``,
+        ``{task_id}``, ``{map_index}``, ``{try_number}``); a local file by default, or e.g. ``s3://``.
+    :param outcomes_conn_id: the Airflow connection for ``outcomes_path`` (e.g. ``aws_default``).
+    :param total: how many records a source without ``len()`` holds, for the progress line's ETA.
     :param allow_rerun_without_progress: on Airflow < 3.3 (no task state store), allow a retry or a
         re-run to send again; it may call people the earlier try already called.
     :param contact_policy: how often one person may be called, e.g. ``"1/7d"`` (templated; default:
@@ -112,12 +129,14 @@ class BatchTriggerAssistantCallsOperator(KeepsPersonalDataOut, BaseOperator):
         "default_region",
         "calling_hours",
         "contact_policy",
+        "outcomes_path",
     )
     template_fields_renderers = {"data": "json", "call_transfer": "json", "calling_hours": "json"}
     # Rendered, these show masked (the records as a count) in Airflow; the batch uses the real values.
     personal_fields = {"prospects": describe_records, "data": mask_value, "call_transfer": masked_transfer}
     ui_color = "#d6cdf9"
     _stopper: Stopper | None = None  # set while a batch runs, so on_kill and signals can stop it
+    _deferred_here = False  # this instance deferred: an in-process runner may wait in this process
 
     def __init__(
         self,
@@ -138,20 +157,32 @@ class BatchTriggerAssistantCallsOperator(KeepsPersonalDataOut, BaseOperator):
         calling_hours: Any = None,
         outside_calling_hours: str = "defer",
         max_failures: int | None = None,
-        max_failure_ratio: float | None = None,
+        max_failure_ratio: float | None = DEFAULT_MAX_FAILURE_RATIO,
+        failure_ratio_min_records: int = DEFAULT_FAILURE_RATIO_MIN_RECORDS,
         defer_threshold: float = 60.0,
         progress_interval: float = 5.0,
         dry_run: bool = False,
         include_phone_in_xcom: bool = False,
         xcom_outcomes: str = "all",
+        outcomes_xcom_limit: int | None = DEFAULT_OUTCOMES_XCOM_LIMIT,
+        outcomes_path: str = DEFAULT_OUTCOMES_PATH,
+        outcomes_conn_id: str | None = None,
+        total: int | None = None,
         allow_rerun_without_progress: bool = False,
         contact_policy: str | None = None,
         **kwargs: Any,
     ) -> None:
         raw_task_id = kwargs.get("task_id")
         super().__init__(**kwargs)
-        # Checks the campaign options (outside_calling_hours, xcom_outcomes) as the DAG is parsed.
-        CampaignOptions(outside_calling_hours=outside_calling_hours, xcom_outcomes=xcom_outcomes)
+        # Checks the campaign options (outside_calling_hours, xcom_outcomes, thresholds) as the DAG is parsed.
+        CampaignOptions(
+            outside_calling_hours=outside_calling_hours,
+            xcom_outcomes=xcom_outcomes,
+            max_failures=max_failures,
+            max_failure_ratio=max_failure_ratio,
+            failure_ratio_min_records=failure_ratio_min_records,
+        )
+        _batch_outcomes.check_options(outcomes_xcom_limit, outcomes_path, total)
         if isinstance(prospects, Iterator):
             raise TypeError(
                 "prospects is a one-shot iterator: pass a callable that returns it, so it can resume"
@@ -176,6 +207,11 @@ class BatchTriggerAssistantCallsOperator(KeepsPersonalDataOut, BaseOperator):
         self.outside_calling_hours = outside_calling_hours
         self.max_failures = max_failures
         self.max_failure_ratio = max_failure_ratio
+        self.failure_ratio_min_records = failure_ratio_min_records
+        self.outcomes_xcom_limit = outcomes_xcom_limit
+        self.outcomes_path = outcomes_path
+        self.outcomes_conn_id = outcomes_conn_id
+        self.total = total
         self.defer_threshold = defer_threshold
         self.progress_interval = progress_interval
         self.is_dry_run = dry_run  # ``dry_run`` would shadow BaseOperator.dry_run()
@@ -189,36 +225,8 @@ class BatchTriggerAssistantCallsOperator(KeepsPersonalDataOut, BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         store = context.get("task_state_store")
         if not self.is_dry_run:
-            self._check_rerun(context, store)
+            _batch_tries.check_rerun(self.log, context, store, self.allow_rerun_without_progress)
         return self._run(context, carried=None)
-
-    def _check_rerun(self, context: Context, store: Any) -> None:
-        """Refuse a later try that cannot know whom earlier tries called (unless allowed).
-
-        Without a task state store it cannot know. With ``[state_store] clear_on_success``, Airflow
-        erases the records when the task succeeds: a marker written at the start tells a retry after
-        a failure (records kept) from a re-run after a success (records erased).
-        """
-        from airflow_provider_alta.operators import _state_store
-
-        erasable = store is not None and _state_store.clear_on_success()
-        if erasable:
-            _state_store.warn_clear_on_success(self.log)
-        try_number = _state_store.try_number(context)
-        unknown = store is None or (erasable and store.get(_STARTED) is None)
-        if try_number > 1 and unknown and not self.allow_rerun_without_progress:
-            why = (
-                "[state_store] clear_on_success erased the records of earlier tries"
-                if store is not None
-                else "without Airflow 3.3's task state store"
-            )
-            raise AirflowFailException(
-                f"Refusing to re-run this batch: {why}, so this try cannot know whom an earlier try "
-                "already called. Check the earlier try's summary, or set "
-                "allow_rerun_without_progress=True to send again (may call people twice)."
-            )
-        if erasable:
-            _state_store.TaskStateProgress(store).set(_STARTED, {"by": f"try {try_number}"})
 
     def execute_complete(
         self, context: Context, event: Any = None, progress: Mapping[str, Any] | None = None
@@ -226,26 +234,28 @@ class BatchTriggerAssistantCallsOperator(KeepsPersonalDataOut, BaseOperator):
         """Resume after waiting for calling windows or Alta's rate limit."""
         if progress is None and isinstance(event, Mapping):
             progress = event.get("progress")
-        if (
-            progress is None
-            and context.get("task_state_store") is None
-            and not self.allow_rerun_without_progress
-        ):
-            raise AirflowFailException(
-                "Refusing to resume this batch: its progress was lost on the way back from the "
-                "triggerer, so it cannot know whom it already called. Set allow_rerun_without_progress=True "
-                "to send again (may call people twice)."
-            )
+        _batch_tries.check_resume(context, progress, self.allow_rerun_without_progress)
+        waiting = event.get("waiting") if isinstance(event, Mapping) else None
+        self.log.info(
+            "Alta batch: resuming after its wait%s", f" ({waiting} record(s) waited)" if waiting else ""
+        )
         return self._run(context, carried=progress or {})
 
     def on_kill(self) -> None:
         """Stop the running batch: the send in flight finishes, the rest are reported not reached."""
         if self._stopper is not None:
             self._stopper.request("on_kill")
+        elif self._deferred_here:
+            # `airflow dags test` runs the trigger in this process, and Airflow 3's SIGTERM handler
+            # only calls on_kill: end the wait as Airflow 2's handler does (nothing is in flight).
+            self._deferred_here = False
+            self.log.info("Alta batch: stopped while deferred; a retry resumes it, calling nobody twice")
+            raise _batch_tries.task_terminated()
 
     # --- orchestration -----------------------------------------------------------------------
 
     def _run(self, context: Context, carried: Mapping[str, Any] | None) -> dict[str, Any]:
+        self._deferred_here = False
         progress = self._progress(context, carried)
         stopper = self._stopper = Stopper()
         hook = self._hook(stopper)
@@ -266,25 +276,37 @@ class BatchTriggerAssistantCallsOperator(KeepsPersonalDataOut, BaseOperator):
     def _passes(self, context: Context, plan: Plan, progress: ProgressStore) -> dict[str, Any]:
         while True:
             result = run_pass(self._records(), plan)
-            wait, moment = next_pass(result, _common.now_utc())
+            now = _common.now_utc()
+            wait, moment = next_pass(result, now)
             if moment is None or result.source_error or plan.stop.requested:
                 break
+            why = describe_wait(result, moment, now)
             if wait > self.defer_threshold:
-                self.log.info("Alta batch: %s; deferring until %s", describe_counts(result), moment)
-                from airflow_provider_alta.triggers.alta import ResumeAtTrigger
+                when = describe_moment(moment)
+                self.log.info("Alta batch: %s; deferring until %s. %s", describe_counts(result), when, why)
+                from airflow_provider_alta.triggers.batch import BatchWaitTrigger
 
                 carried = progress.data if isinstance(progress, MemoryProgress) else None
-                self.defer(
-                    trigger=ResumeAtTrigger(moment, carried),
-                    method_name="execute_complete",
-                    kwargs={"progress": carried},
-                )
-            self.log.info("Alta batch: waiting %.1f s (calling windows or rate limit)", wait)
+                trigger = BatchWaitTrigger(moment, carried, len(result.pending), when)
+                self._deferred_here = True
+                self.defer(trigger=trigger, method_name="execute_complete", kwargs={"progress": carried})
+            self.log.info(
+                "Alta batch: %s; waiting %.1f s in this process. %s", describe_counts(result), wait, why
+            )
             try:
-                plan.stop.sleep(wait)
+                self._wait(plan.stop, wait, result, moment)
             except StopRequested:
                 break
         return self._finish(context, result, plan)
+
+    def _wait(self, stop: Stopper, seconds: float, result: PassResult, moment: Any) -> None:
+        """Sleep ``seconds`` (a stop ends it), logging at least every ``WAIT_LOG_EVERY`` seconds."""
+        end = time.monotonic() + seconds
+        while (left := end - time.monotonic()) > 0:
+            stop.sleep(min(left, WAIT_LOG_EVERY))
+            if end - time.monotonic() > 0:
+                why = describe_wait(result, moment, _common.now_utc())
+                self.log.info("Alta batch: still waiting in this process: %s", why)
 
     def _progress(self, context: Context, carried: Mapping[str, Any] | None) -> ProgressStore:
         store = context.get("task_state_store")
@@ -300,6 +322,7 @@ class BatchTriggerAssistantCallsOperator(KeepsPersonalDataOut, BaseOperator):
             outside_calling_hours=self.outside_calling_hours,
             max_failures=self.max_failures,
             max_failure_ratio=self.max_failure_ratio,
+            failure_ratio_min_records=self.failure_ratio_min_records,
             xcom_outcomes=self.xcom_outcomes,
             include_phone=self.include_phone_in_xcom,
             dry_run=self.is_dry_run,
@@ -308,7 +331,8 @@ class BatchTriggerAssistantCallsOperator(KeepsPersonalDataOut, BaseOperator):
     def _plan(self, progress: ProgressStore, stopper: Stopper, hook: AltaHook) -> Plan:
         settings = None if self.is_dry_run else hook.settings
         region = _common.default_region(self, None if settings is None else lambda: settings)
-        window = _common.call_window(self.calling_hours)
+        in_zone = _common.call_window(self.calling_hours)
+        window = None if in_zone is None else lambda call: in_local_time(in_zone(call))
         options = self._options()
         shared = {
             "assistant_id": self.assistant_id,
@@ -317,6 +341,7 @@ class BatchTriggerAssistantCallsOperator(KeepsPersonalDataOut, BaseOperator):
         }
 
         def prepare(record: Any) -> AssistantCall:
+            record = options.payload_record(record, self.field_map)  # the key column keys outcomes only
             fields = merge_record(shared, record, self.field_map, required=True)
             return build_call(fields, default_region=region)
 
@@ -334,6 +359,7 @@ class BatchTriggerAssistantCallsOperator(KeepsPersonalDataOut, BaseOperator):
             show_phone=options.show_phone,
             on_progress=self._log_progress,
             progress_every=self.progress_interval,
+            total=self.total,
             stop=stopper,
         )
 
@@ -377,15 +403,7 @@ class BatchTriggerAssistantCallsOperator(KeepsPersonalDataOut, BaseOperator):
 
     def _records(self) -> Iterable[Any]:
         """The records; a callable that raises becomes a source that raises (reported, not a crash)."""
-        source = unwrap_literal(self.personal("prospects"))
-        records: Iterable[Any] = source
-        if not callable(source):
-            return records
-        try:
-            records = source()
-        except Exception as exc:
-            return _raising(exc)
-        return records
+        return _batch_tries.read_source(unwrap_literal(self.personal("prospects")))
 
     # --- reporting -----------------------------------------------------------------------------
 
@@ -396,18 +414,15 @@ class BatchTriggerAssistantCallsOperator(KeepsPersonalDataOut, BaseOperator):
         stop = plan.stop.reason if plan.stop.requested else None
         summary, verdict = summarize(result, self._options(), stop)
         self.log.info("Alta batch finished: %s", summary["counts"])
+        problems = first_problems(result)
+        if problems:
+            log = self.log.error if verdict.kind == FAILED else self.log.warning
+            log("Alta batch: first problems (record key: state (reason)):\n  %s", "\n  ".join(problems))
+        _batch_outcomes.keep_out_of_xcom(self, context, summary)
         if not verdict.succeeded:
-            ti = context.get("ti")
-            if ti is not None:
-                ti.xcom_push(key="summary", value=summary)
+            _batch_outcomes.push_summary(context, summary)
         if verdict.kind == RESUMABLE:
             raise AirflowException(verdict.message)
         if verdict.kind == FAILED:
             raise AirflowFailException(verdict.message)
         return summary
-
-
-def _raising(exc: Exception) -> Iterator[Any]:
-    """A record source whose first read raises ``exc``."""
-    raise exc
-    yield  # a generator

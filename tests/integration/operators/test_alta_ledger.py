@@ -217,3 +217,14 @@ def test_a_bad_contact_policy_is_refused_naming_the_field(sandbox, connect):
     with pytest.raises(AirflowFailException, match=r"^contact_policy: "):
         rendered.execute(run_context("day-1", StateStore()))
     assert sandbox.stats()["requests"] == 0
+
+
+def test_the_contact_xcom_of_a_skipped_call_carries_its_record_key(sandbox, connect, ledger):
+    ledger.opt_out([ADA], source="crm export")
+    context = run_context("run-1", StateStore())
+    with pytest.raises(AirflowSkipException, match=r"^opted_out: "):
+        operator(record_key="lead-0001").execute(context)
+    contact = context["ti"].xcom["contact"]
+    assert (contact["state"], contact["record_key"]) == ("opted_out", "lead-0001")
+    assert contact["phone_number"] == "+1202***0143"
+    assert sandbox.stats()["requests"] == 0

@@ -202,3 +202,13 @@ def test_the_record_is_written_through_a_durable_store_without_a_retention(sandb
     assert again == first
     assert sandbox.stats()["requests"] == 1
     assert json.loads(json.dumps(store.get(key_of("+12025550143"))))["state"] == "called"
+
+
+def test_the_record_key_is_in_the_result_the_store_and_a_later_tries_result(sandbox, state_store, context):
+    placed = operator(record_key="lead-0001").execute(context(state_store))
+    assert placed["record_key"] == "lead-0001"
+    assert state_store.get(key_of("+12025550143"))["result"]["record_key"] == "lead-0001"
+    # A later try finds the call placed: its result carries that try's record key, with no request.
+    again = operator(record_key="lead-0001b").execute(context(state_store, try_number=2))
+    assert again == {**placed, "record_key": "lead-0001b"}
+    assert sandbox.stats()["requests"] == 1

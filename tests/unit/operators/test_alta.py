@@ -287,3 +287,45 @@ def test_a_resumed_wait_that_could_not_read_the_call_fails_without_retries(error
 def test_a_resumed_wait_without_an_event_fails(event):
     with pytest.raises(AirflowException, match="without an event"):
         op(wait_for_outcome=True).execute_outcome({}, event=event, placed=PLACED)
+
+
+# --- waiting for the calling window: never silent, stopped by SIGTERM ---------------------------
+
+
+def test_the_wait_for_the_window_says_when_it_resumes_and_how_not_to_wait(clock, caplog, capsys):
+    from airflow_provider_alta.triggers.calling_window import CallingWindowTrigger
+
+    clock(at("2026-11-24 06:30"))
+    caplog.set_level(logging.INFO)
+    with pytest.raises(TaskDeferred) as info:
+        op().execute({})
+    trigger = info.value.trigger
+    assert isinstance(trigger, CallingWindowTrigger)
+    assert trigger.who == "+1202***0143"
+    assert trigger.opens == "2026-11-24 08:00 America/New_York (2026-11-24 13:00 UTC)"
+    logged = caplog.text + capsys.readouterr().out
+    assert (
+        "The call to +1202***0143 resumes 2026-11-24 08:00 America/New_York (2026-11-24 13:00 UTC), "
+        'in 1 h 30 min (to call now, set calling_hours="off"; not to wait, set outside_calling_hours="skip")'
+    ) in logged
+    assert "2025550143" not in logged + json.dumps(trigger.serialize()[1])
+
+
+def test_the_wait_names_the_record_key_when_given(clock):
+    clock(at("2026-11-24 06:30"))
+    with pytest.raises(TaskDeferred) as info:
+        op(record_key="lead-0001").execute({})
+    assert info.value.trigger.who == "lead-0001"
+
+
+def test_sigterm_while_the_wait_runs_in_this_process_ends_it(clock):
+    """Under `airflow dags test` the trigger runs in the task's process; Airflow 3's SIGTERM handler
+    calls on_kill there (tests/integration/operators/test_alta_mapped_dags.py sends a real one)."""
+    clock(at("2026-11-24 06:30"))
+    task = op()
+    task.on_kill()  # not waiting: nothing to stop
+    with pytest.raises(TaskDeferred):
+        task.execute({})
+    with pytest.raises(SystemExit) as info:
+        task.on_kill()
+    assert info.value.code == 143
