@@ -74,10 +74,11 @@ def test_the_wheel_ships_the_example_dags_and_their_data(dist: Path) -> None:
     assert "airflow_provider_alta/example_dags/data/sample_leads.csv" in names
 
 
-def test_the_sdist_carries_the_license_the_changelog_and_the_constraints(dist: Path) -> None:
+def test_the_sdist_carries_the_license_the_changelog_the_docs_and_the_constraints(dist: Path) -> None:
     with tarfile.open(only(dist, "*.tar.gz")) as sdist:
         names = {name.split("/", 1)[1] for name in sdist.getnames() if "/" in name}
-    assert {"LICENSE", "CHANGELOG.md", "README.md", "pyproject.toml"} <= names
+    assert {"LICENSE", "CHANGELOG.md", "CONTRIBUTING.md", "README.md", "pyproject.toml"} <= names
+    assert {f"docs/images/{image.name}" for image in (REPO / "docs" / "images").glob("*.png")} <= names
     assert {f"constraints/{path.name}" for path in (REPO / "constraints").glob("*.txt")} <= names
     assert {f"example_dags/{example}" for example in EXAMPLES} <= names
 
