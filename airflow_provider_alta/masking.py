@@ -12,10 +12,13 @@ _EMAIL_LIKE = re.compile(r"[\w.+\-]+@[\w\-]+(?:\.[\w\-]+)+")
 
 
 def mask_phone(value: object) -> str:
-    """Mask a phone number, keeping its first five and last four characters (``+1202***0143``)."""
+    """Mask a phone number, keeping its last four characters and its first five when it starts with
+    ``+`` (the country and area code: ``+1202***0143``), else its first three (``202***0143``), so a
+    national number keeps no more than its area code."""
     text = "" if value is None else str(value)
     if len(text) >= 10:
-        return f"{text[:5]}{_MASK}{text[-4:]}"
+        keep = 5 if text.startswith("+") else 3
+        return f"{text[:keep]}{_MASK}{text[-4:]}"
     if len(text) > 4:
         return f"{_MASK}{text[-2:]}"
     return _MASK

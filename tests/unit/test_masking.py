@@ -49,7 +49,7 @@ def test_scrub_answer_masks_every_rendering_of_the_person_and_nothing_else():
     assert "ada@example.com" not in text.lower()
     assert scrubbed["id"] == "call_987654321"  # other digits stay
     assert scrubbed["count"] == 3
-    assert scrubbed["echoed_as_a_number"] == "12025***0143"
+    assert scrubbed["echoed_as_a_number"] == "120***0143"
     assert scrubbed["phoneNumber"] == "+1202***0143"
 
 
