@@ -153,6 +153,18 @@ class CallingHours:
         return window if len(self.days) == 7 else f"{window} {_days_label(self.days)}"
 
 
+#: The ``calling_hours`` settings that turn the check off (operators, notifier, preview).
+OFF = (False, "off")
+
+
+def from_setting(value: Any) -> CallingHours | None:
+    """A task's ``calling_hours`` setting parsed; ``None`` when it turns the check off.
+
+    ``ValueError`` names the rule of a bad setting.
+    """
+    return None if value in OFF else CallingHours.parse(value)
+
+
 @dataclass(frozen=True)
 class WindowDecision:
     """Whether to call now; if not, when the common window next opens (``None``: never, so skip)."""

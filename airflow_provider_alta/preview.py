@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from airflow_provider_alta import bulk
-from airflow_provider_alta.calling_hours import CallingHours, WindowDecision, decide
+from airflow_provider_alta.calling_hours import CallingHours, WindowDecision, decide, from_setting
 from airflow_provider_alta.campaign import CampaignOptions
 from airflow_provider_alta.contact_gate import ContactGate
 from airflow_provider_alta.masking import mask_phone, mask_text
@@ -40,7 +40,6 @@ LABELS = {
 }
 CALLED_LATER = (WOULD_CALL, WOULD_WAIT)
 UNKNOWN_ZONE = "unknown"
-_CALLING_HOURS_OFF = (False, "off")  # as the operators read ``calling_hours``
 
 
 @dataclass(frozen=True)
@@ -135,7 +134,7 @@ def preview_campaign(
     ledger read-only (``None``: recently called and opted out are not checked). Nothing is sent.
     """
     options = options or CampaignOptions()
-    hours = None if calling_hours in _CALLING_HOURS_OFF else CallingHours.parse(calling_hours)
+    hours = from_setting(calling_hours)
     shared = {"assistant_id": assistant_id, "data": data, "call_transfer": call_transfer}
     seen: list[_Seen] = []
     digest = hashlib.sha256()

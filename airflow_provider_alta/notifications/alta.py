@@ -25,7 +25,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CALLING_HOURS_OFF = (False, "off")
 RECORDS_FILE = "alta_notifier.sqlite3"
 
 
@@ -153,13 +152,13 @@ class AltaNotifier(BaseNotifier):
 
     def _closed_window(self, call: AssistantCall) -> str | None:
         """Why the on-call person may not be called now, or ``None`` (inside hours, or hours off)."""
-        if self.calling_hours in CALLING_HOURS_OFF:
-            return None
         import pendulum
 
-        from airflow_provider_alta.calling_hours import CallingHours, decide
+        from airflow_provider_alta.calling_hours import decide, from_setting
 
-        hours = CallingHours.parse(self.calling_hours)
+        hours = from_setting(self.calling_hours)
+        if hours is None:
+            return None
         decision = decide(
             hours, now=pendulum.now("UTC"), timezone=call.timezone, phone_e164=call.phone_number
         )

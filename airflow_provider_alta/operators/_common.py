@@ -21,8 +21,6 @@ if TYPE_CHECKING:
     from airflow_provider_alta.config import AltaSettings
     from airflow_provider_alta.payload import AssistantCall
 
-CALLING_HOURS_OFF = (False, "off")
-
 
 def keep_mapped_values_literal(task: BaseOperator, task_id: str | None) -> None:
     """Mark template fields that came from ``expand``/``expand_kwargs`` as literal data.
@@ -115,12 +113,10 @@ def unwrap_literal(value: Any) -> Any:
 
 def calling_hours(value: Any) -> CallingHours | None:
     """Parse an operator's ``calling_hours``; ``None`` when the check is off."""
-    if value in CALLING_HOURS_OFF:
-        return None
-    from airflow_provider_alta.calling_hours import CallingHours
+    from airflow_provider_alta.calling_hours import from_setting
 
     try:
-        return CallingHours.parse(value)
+        return from_setting(value)
     except ValueError as exc:
         raise AirflowFailException(str(exc)) from exc
 
